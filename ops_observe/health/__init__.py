@@ -1,0 +1,1 @@
+"""The health feature of ops_observe."""

@@ -1,0 +1,1 @@
+"""The logging feature of ops_observe."""

@@ -1,0 +1,1 @@
+"""The metrics feature of ops_observe."""

@@ -1,0 +1,9 @@
+"""Installs the metrics feature into a wrapped app's suite."""
+
+from __future__ import annotations
+
+from ops_observe.suite import Suite
+
+
+def install(suite: Suite) -> None:
+    """Register the metrics endpoints and lifespan hooks of one wrapped app."""

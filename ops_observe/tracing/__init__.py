@@ -1,0 +1,1 @@
+"""The tracing feature of ops_observe."""
