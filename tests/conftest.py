@@ -18,8 +18,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Timing-based health checks and deadlines make property tests flaky on a loaded two-core machine;
+# what a property test asserts is behaviour, never speed.
+hypothesis_settings.register_profile(
+    "ops_observe", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+hypothesis_settings.load_profile("ops_observe")
 
 
 def need(condition: object, reason: str) -> None:
