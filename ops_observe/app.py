@@ -120,7 +120,7 @@ def setup_observability(app: Any, settings: SettingsSource = None) -> ObservedAp
     build_original = getattr(app, "build_middleware_stack", None)
     if build_original is None:
         raise TypeError(f"setup_observability() needs a Starlette or FastAPI app, got {type(app).__name__}; use wrap()")
-    observed = ObservedApp(_NotBuiltYet(), settings)
+    observed = ObservedApp(_not_built_yet, settings)
 
     def build_middleware_stack() -> ASGIApp:
         observed.router.app = build_original()
@@ -132,5 +132,5 @@ def setup_observability(app: Any, settings: SettingsSource = None) -> ObservedAp
     return observed
 
 
-async def _NotBuiltYet(scope: Scope, receive: Receive, send: Send) -> None:  # noqa: N802 - stands for an app
+async def _not_built_yet(scope: Scope, receive: Receive, send: Send) -> None:
     raise RuntimeError("the Starlette middleware stack has not been built yet")
