@@ -10,11 +10,15 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ops_observe import plugins
 from ops_observe.errors import PluginError, SettingsError
-from ops_observe.settings import ENV_VAR, Settings, load_settings, to_dict
+from ops_observe.settings import DEFAULT_FILE, ENV_VAR, Settings, load_settings, to_dict
+
+DEMO_SETTINGS = Path(__file__).with_name("demo.toml")
+"""The demo's settings, used by `serve` when neither an app nor settings are named."""
 
 APP_ENV_VAR = "OPS_OBSERVE_APP"
 """The ``module:attr`` of the app `serve` wraps, handed to each uvicorn worker."""
@@ -87,14 +91,17 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    settings = _load(args)
     from ops_observe.health.command import check_command
 
-    return check_command(_load(args), as_json=args.json, out=sys.stdout)
+    return check_command(settings, as_json=args.json, out=sys.stdout)
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    if not args.app and not args.settings and not os.environ.get(ENV_VAR) and not os.path.exists(DEFAULT_FILE):
+        args.settings = str(DEMO_SETTINGS)
     settings = _load(args)  # fail before uvicorn starts, with exit status 2
     if args.app:
         from ops_observe.plugins import import_from_string

@@ -6,13 +6,13 @@ import asyncio
 import logging
 from typing import Any
 
-import httpx
 import pytest
 
 import ops_observe
 from ops_observe import SettingsError
 from ops_observe.app import ObservedApp
 from ops_observe.types import Message, Receive, Scope, Send
+from tests_support import get
 
 PLAIN = {"middleware": ["correlation"]}
 
@@ -22,14 +22,6 @@ async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
     body = f"{scope['path']} {ops_observe.get_correlation_id()} {scope.get('order')}".encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": body})
-
-
-def get(app: Any, path: str = "/", **kwargs: Any) -> httpx.Response:
-    async def run() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-            return await client.get(path, **kwargs)
-
-    return asyncio.run(run())
 
 
 def test_wraps_a_raw_asgi3_app() -> None:

@@ -1,0 +1,112 @@
+"""The ``ops-observe`` command: exit statuses, masked settings, plugin listing, serving the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import free_port
+from ops_observe.cli import main
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ops_observe", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_settings_prints_masked_json(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[ops_observe]\nservice_name = "billing"\n'
+        '[ops_observe.health.checks.db]\nplugin = "postgres"\ndsn = "postgresql://app:s3cret@db/app"\n'
+    )
+    result = run_cli("settings", "--settings", str(path))
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["service_name"] == "billing"
+    assert shown["health"]["checks"]["db"]["dsn"] == "postgresql://app:****@db/app"
+    assert "s3cret" not in result.stdout
+
+
+@pytest.mark.parametrize("command", ["settings", "plugins", "check", "serve"])
+def test_bad_settings_exit_2_with_one_line_and_no_traceback(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[ops_observe.tracing]\nsample_ratio = 1.5\n")
+    result = run_cli(command, "--settings", str(path))
+    assert result.returncode == 2
+    assert result.stderr == f"ops-observe: {path}: tracing.sample_ratio: must be between 0 and 1, got 1.5\n"
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_plugins_lists_every_group(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    for line in ("ops_observe.middleware:", "ops_observe.health_checks:", "ops_observe.alert_packs:"):
+        assert line in out
+    assert "correlation" in out and "ok" in out
+
+
+def test_plugins_exits_1_when_one_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    info = tmp_path / "broken_dist-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken_dist\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[ops_observe.middleware]\nbroken = not_there_xyz:mw\n")
+    result = run_cli("plugins", env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 1
+    assert "FAILED: ops_observe.middleware: plugin 'broken' from broken_dist 1.0: module 'not_there_xyz' is not installed" in result.stdout
+
+
+def test_serve_runs_the_wrapped_demo(tmp_path: Path) -> None:
+    port = free_port()
+    settings = tmp_path / "s.toml"
+    settings.write_text('[ops_observe]\nservice_name = "demo"\nmiddleware = ["correlation"]\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ops_observe", "serve", "--settings", str(settings), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        response = _get_when_up(f"http://127.0.0.1:{port}/items/1", headers={"X-Correlation-ID": "cli-1"})
+        assert response.json() == {"id": 1, "name": "GPU hours"}
+        assert response.headers["x-correlation-id"] == "cli-1"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_serve_a_named_app_that_cannot_be_imported_exits_2() -> None:
+    result = run_cli("serve", "no_such_module_xyz:app")
+    assert result.returncode == 2
+    assert "module 'no_such_module_xyz' is not installed" in result.stderr
+
+
+def _get_when_up(url: str, **kwargs: object) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.get(url, timeout=2, **kwargs)  # type: ignore[arg-type]
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_docs_name_every_command() -> None:
+    from ops_observe.cli import _parser
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name in commands:
+        assert f"`ops-observe {name}" in text
