@@ -6,12 +6,13 @@ Run: ``python benchmarks/bench_correlation.py`` (or ``tox -e bench``).
 from __future__ import annotations
 
 from asgi_correlation_id import CorrelationIdMiddleware as PeerMiddleware
-from harness import measure, report
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from ops_observe.middleware.correlation import CorrelationIdMiddleware
+
+from harness import measure, report
 
 
 def make_app() -> Starlette:
@@ -28,7 +29,10 @@ def main() -> None:
         "asgi-correlation-id": PeerMiddleware(make_app()),
     }
     print(report("Correlation ID, no incoming header (a fresh ID per request)", measure(apps)))
-    incoming = [(b"x-request-id", b"0f8fad5b-d9cb-469f-a165-70867728950e"), (b"x-correlation-id", b"0f8fad5b-d9cb-469f-a165-70867728950e")]
+    incoming = [
+        (b"x-request-id", b"0f8fad5b-d9cb-469f-a165-70867728950e"),
+        (b"x-correlation-id", b"0f8fad5b-d9cb-469f-a165-70867728950e"),
+    ]
     print()
     print(report("Correlation ID, valid incoming UUID", measure(apps, headers=incoming)))
 

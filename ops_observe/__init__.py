@@ -35,10 +35,13 @@ _LAZY = {
 __all__ = ["MiddlewareNotUsed", "PluginError", "SettingsError", "__version__", "metrics", *_LAZY]
 
 if TYPE_CHECKING:
-    from ops_observe import metrics
-    from ops_observe.app import ObservedApp, setup_observability, wrap
-    from ops_observe.correlation import get_correlation_id
-    from ops_observe.settings import Settings, load_settings
+    from ops_observe import metrics as metrics
+    from ops_observe.app import ObservedApp as ObservedApp
+    from ops_observe.app import setup_observability as setup_observability
+    from ops_observe.app import wrap as wrap
+    from ops_observe.correlation import get_correlation_id as get_correlation_id
+    from ops_observe.settings import Settings as Settings
+    from ops_observe.settings import load_settings as load_settings
 
 
 def __getattr__(name: str) -> Any:

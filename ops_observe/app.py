@@ -50,7 +50,7 @@ class ObservedApp:
 
     def __init__(self, app: Any, settings: SettingsSource = None) -> None:
         self.settings = load_settings(settings)
-        self.app: ASGIApp = guarantee_single_callable(app)
+        self.app: ASGIApp = guarantee_single_callable(app)  # type: ignore[no-untyped-call]
         self.suite = Suite(self.settings)
         for feature in FEATURES:
             importlib.import_module(feature).install(self.suite)

@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("--settings", metavar="FILE", help=f"settings file (default: ${ENV_VAR}, then ./ops_observe.toml)")
+        sub.add_argument(
+            "--settings", metavar="FILE", help=f"settings file (default: ${ENV_VAR}, then ./ops_observe.toml)"
+        )
         return sub
 
     serve = command("serve", "wrap an app (the built-in demo when none is named) and serve it with uvicorn")

@@ -51,6 +51,7 @@ def _hints(cls: type) -> dict[str, Any]:
 
 # -- checks shared by the sections --------------------------------------------------------------
 
+
 def non_empty(value: str) -> None:
     if not value.strip():
         raise ValueError("must not be empty")

@@ -14,9 +14,9 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from ops_observe.errors import SettingsError
 from ops_observe.schema import describe_type, iter_fields
@@ -25,7 +25,7 @@ from ops_observe.sections.root import Settings
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised by the py310 tox env
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = [
     "DEFAULT_FILE",
@@ -54,6 +54,7 @@ T = TypeVar("T")
 
 
 # -- loading ------------------------------------------------------------------------------------
+
 
 def load_settings(source: Settings | Mapping[str, Any] | str | os.PathLike[str] | None = None) -> Settings:
     """Build the settings from ``source``.
@@ -184,7 +185,7 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
-def _convert(tp: Any, value: Any, key: str, source: str) -> Any:  # noqa: C901 - one branch per type
+def _convert(tp: Any, value: Any, key: str, source: str) -> Any:
     """Check ``value`` against the declared type, converting strings that came from ``${VAR}``."""
     origin = get_origin(tp)
     if dataclasses.is_dataclass(tp):
@@ -240,6 +241,7 @@ def _expected(tp: Any, value: Any, key: str, source: str) -> SettingsError:
 
 # -- showing ------------------------------------------------------------------------------------
 
+
 def to_dict(obj: Any, *, masked: bool = True) -> Any:
     """The settings as plain data; with ``masked`` (the default) every secret is hidden."""
     from ops_observe.masking import mask_secrets, mask_url
@@ -263,5 +265,3 @@ def to_dict(obj: Any, *, masked: bool = True) -> Any:
     if masked and isinstance(obj, str):
         return mask_url(obj)
     return obj
-
-

@@ -56,9 +56,9 @@ def _section(cls: type, table: str, parts: list[str]) -> None:
 
 
 def _mapping_item(tp: Any) -> type | None:
-    args = getattr(tp, "__args__", ())
-    if len(args) == 2 and dataclasses.is_dataclass(args[1]):
-        return args[1]  # type: ignore[return-value]
+    args: tuple[Any, ...] = getattr(tp, "__args__", ())
+    if len(args) == 2 and isinstance(args[1], type) and dataclasses.is_dataclass(args[1]):
+        return args[1]
     return None
 
 

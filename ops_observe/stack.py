@@ -33,7 +33,7 @@ def build_stack(app: ASGIApp, suite: Suite) -> ASGIApp:
     settings = suite.settings
     names = settings.middleware
     factories = [resolve_middleware(name, settings.source, i) for i, name in enumerate(names)]
-    for name, factory in zip(reversed(names), reversed(factories)):
+    for name, factory in zip(reversed(names), reversed(factories), strict=True):
         try:
             if _accepts_suite(factory):
                 app = factory(app, settings, suite=suite)

@@ -59,6 +59,7 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
 
+
 def _pg_bin(name: str) -> str | None:
     for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
         return str(candidate)
@@ -142,6 +143,7 @@ def postgres_server(_postgres_template: Path) -> Iterator[PostgresServer]:
 
 # -- Redis --------------------------------------------------------------------------------------
 
+
 class RedisServer:
     """A Redis server of its own, on a free port, that a test may stop and start again."""
 
@@ -179,6 +181,7 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 # -- promtool -----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def promtool() -> str:

@@ -24,7 +24,9 @@ def header_names(values: tuple[str, ...]) -> None:
 class CorrelationSettings:
     """``[ops_observe.correlation]``: where the request's correlation ID comes from and goes to."""
 
-    header: str = setting("X-Correlation-ID", doc="Header read from the request and set on the response.", check=header_name)
+    header: str = setting(
+        "X-Correlation-ID", doc="Header read from the request and set on the response.", check=header_name
+    )
     accept_headers: tuple[str, ...] = setting(
         ("X-Request-ID",),
         doc="Further request headers whose valid value is kept when `header` is absent.",

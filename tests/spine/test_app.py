@@ -12,6 +12,7 @@ import ops_observe
 from ops_observe import SettingsError
 from ops_observe.app import ObservedApp
 from ops_observe.types import Message, Receive, Scope, Send
+
 from tests_support import get
 
 PLAIN = {"middleware": ["correlation"]}
@@ -54,7 +55,11 @@ def test_wraps_starlette_and_fastapi() -> None:
     async def hello(request: Any) -> PlainTextResponse:
         return PlainTextResponse(f"starlette {ops_observe.get_correlation_id()}")
 
-    response = get(ops_observe.wrap(Starlette(routes=[Route("/hi", hello)]), settings=PLAIN), "/hi", headers={"X-Request-ID": "abc"})
+    response = get(
+        ops_observe.wrap(Starlette(routes=[Route("/hi", hello)]), settings=PLAIN),
+        "/hi",
+        headers={"X-Request-ID": "abc"},
+    )
     assert response.text == "starlette abc"
 
     api = FastAPI()
@@ -78,7 +83,9 @@ def test_wraps_django() -> None:
         django.setup()
     from django.core.asgi import get_asgi_application
 
-    response = get(ops_observe.wrap(get_asgi_application(), settings=PLAIN), "/django/7/", headers={"X-Correlation-ID": "dj-1"})
+    response = get(
+        ops_observe.wrap(get_asgi_application(), settings=PLAIN), "/django/7/", headers={"X-Correlation-ID": "dj-1"}
+    )
     assert response.status_code == 200
     assert response.text == "django 7 dj-1"
     assert response.headers["x-correlation-id"] == "dj-1"
@@ -114,7 +121,10 @@ def test_a_middleware_may_decline(caplog: pytest.LogCaptureFixture) -> None:
     ("name", "message"),
     [
         ("nope", "<dict>: middleware[1]: ops_observe.middleware: no plugin named 'nope' is installed; installed: "),
-        ("no_such_module_xyz:Thing", "<dict>: middleware[1]: cannot import 'no_such_module_xyz:Thing': module 'no_such_module_xyz' is not installed"),
+        (
+            "no_such_module_xyz:Thing",
+            "<dict>: middleware[1]: cannot import 'no_such_module_xyz:Thing': module 'no_such_module_xyz' is not installed",
+        ),
     ],
 )
 def test_unknown_middleware_is_a_settings_error(name: str, message: str) -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_port
 from ops_observe.cli import main
+
+from conftest import free_port
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -65,7 +66,10 @@ def test_plugins_exits_1_when_one_fails(tmp_path: Path, monkeypatch: pytest.Monk
     (info / "entry_points.txt").write_text("[ops_observe.middleware]\nbroken = not_there_xyz:mw\n")
     result = run_cli("plugins", env={"PYTHONPATH": str(tmp_path)})
     assert result.returncode == 1
-    assert "FAILED: ops_observe.middleware: plugin 'broken' from broken_dist 1.0: module 'not_there_xyz' is not installed" in result.stdout
+    assert (
+        "FAILED: ops_observe.middleware: plugin 'broken' from broken_dist 1.0: module 'not_there_xyz' is not installed"
+        in result.stdout
+    )
 
 
 def test_serve_runs_the_wrapped_demo(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def test_valid_incoming_id_is_kept_and_returned(incoming: bytes) -> None:
 
 @pytest.mark.parametrize(
     "incoming",
-    [b"", b"has space", b"new\nline", b"<script>", b"x" * 129, b"caf\xc3\xa9", b"quote\"d", b"a,b"],
+    [b"", b"has space", b"new\nline", b"<script>", b"x" * 129, b"caf\xc3\xa9", b'quote"d', b"a,b"],
 )
 def test_invalid_incoming_id_is_replaced(incoming: bytes) -> None:
     sent, _ = call(CorrelationIdMiddleware(echo_app), [(b"x-correlation-id", incoming)])
@@ -110,7 +110,13 @@ def test_returned_on_an_unhandled_500() -> None:
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "GET", "path": "/", "headers": [(b"x-correlation-id", b"err-1")], "query_string": b""}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "headers": [(b"x-correlation-id", b"err-1")],
+        "query_string": b"",
+    }
     with pytest.raises(RuntimeError, match="boom"):
         asyncio.run(app(scope, receive, send))
     assert sent[0]["status"] == 500
@@ -174,6 +180,7 @@ def test_concurrent_requests_never_see_each_others_id() -> None:
 
 
 # -- properties over arbitrary header bytes -----------------------------------------------------
+
 
 @given(st.binary(max_size=300))
 def test_any_header_bytes_are_kept_only_when_valid(raw: bytes) -> None:

@@ -68,8 +68,16 @@ def test_duplicate_names_are_refused_naming_both(site: Path) -> None:
     ("value", "modules", "expected"),
     [
         ("missing_module:Thing", {}, "module 'missing_module' is not installed"),
-        ("raises_on_import:Thing", {"raises_on_import": "raise RuntimeError('boom at import')\n"}, "raised RuntimeError: boom at import"),
-        ("imports_missing:Thing", {"imports_missing": "import not_installed_dependency_xyz\n"}, "raised ModuleNotFoundError: No module named 'not_installed_dependency_xyz'"),
+        (
+            "raises_on_import:Thing",
+            {"raises_on_import": "raise RuntimeError('boom at import')\n"},
+            "raised RuntimeError: boom at import",
+        ),
+        (
+            "imports_missing:Thing",
+            {"imports_missing": "import not_installed_dependency_xyz\n"},
+            "raised ModuleNotFoundError: No module named 'not_installed_dependency_xyz'",
+        ),
         ("no_attr:Thing", {"no_attr": "x = 1\n"}, "no_attr:Thing does not exist"),
         ("not_a_class:Thing", {"not_a_class": "Thing = 42\n"}, "42 is not a class"),
         ("no_check:Thing", {"no_check": "class Thing:\n    pass\n"}, "Thing has no check() method"),

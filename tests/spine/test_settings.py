@@ -58,7 +58,11 @@ dsn = "postgresql://app@db/app"
     }
     assert load_settings(path) == load_settings(data) == load_settings({"ops_observe": data})
     check = load_settings(data).health.checks["db"]
-    assert (check.plugin, check.critical, dict(check.options)) == ("postgres", False, {"dsn": "postgresql://app@db/app"})
+    assert (check.plugin, check.critical, dict(check.options)) == (
+        "postgres",
+        False,
+        {"dsn": "postgresql://app@db/app"},
+    )
 
 
 def test_settings_are_immutable() -> None:
@@ -78,18 +82,36 @@ def test_namespace_derived_from_service_name() -> None:
     ("data", "message"),
     [
         ({"tracing": {"sample_ratio": 1.5}}, "<dict>: tracing.sample_ratio: must be between 0 and 1, got 1.5"),
-        ({"tracing": {"sampel_ratio": 1}}, "<dict>: tracing.sampel_ratio: unknown key 'sampel_ratio'; did you mean 'sample_ratio'?"),
+        (
+            {"tracing": {"sampel_ratio": 1}},
+            "<dict>: tracing.sampel_ratio: unknown key 'sampel_ratio'; did you mean 'sample_ratio'?",
+        ),
         ({"middlware": []}, "<dict>: middlware: unknown key 'middlware'; did you mean 'middleware'?"),
-        ({"tracing": {"exporter": "jaeger"}}, "<dict>: tracing.exporter: expected one of 'none', 'console', 'zipkin', 'otlp', got 'jaeger'"),
+        (
+            {"tracing": {"exporter": "jaeger"}},
+            "<dict>: tracing.exporter: expected one of 'none', 'console', 'zipkin', 'otlp', got 'jaeger'",
+        ),
         ({"health": {"timeout": "soon"}}, "<dict>: health.timeout: expected a number, got 'soon'"),
         ({"health": {"timeout": True}}, "<dict>: health.timeout: expected a number, got True"),
         ({"health": {"checks": {"db": {"critical": True}}}}, "<dict>: health.checks.db.plugin: this key is required"),
-        ({"middleware": ["metrics", "metrics"]}, "<dict>: middleware: 'metrics' is listed twice, got ['metrics', 'metrics']"),
+        (
+            {"middleware": ["metrics", "metrics"]},
+            "<dict>: middleware: 'metrics' is listed twice, got ['metrics', 'metrics']",
+        ),
         ({"middleware": "metrics"}, "<dict>: middleware: expected a list of strings, got 'metrics'"),
-        ({"metrics": {"path": "metrics"}}, "<dict>: metrics.path: must be a path starting with '/', without spaces, '?' or '#', got 'metrics'"),
-        ({"namespace": "9x"}, "<dict>: namespace: must be a Prometheus name: letters, digits and '_', not starting with a digit, got '9x'"),
+        (
+            {"metrics": {"path": "metrics"}},
+            "<dict>: metrics.path: must be a path starting with '/', without spaces, '?' or '#', got 'metrics'",
+        ),
+        (
+            {"namespace": "9x"},
+            "<dict>: namespace: must be a Prometheus name: letters, digits and '_', not starting with a digit, got '9x'",
+        ),
         ({"correlation": "X-Id"}, "<dict>: correlation: expected a table, got 'X-Id'"),
-        ({"zzz": 1}, "<dict>: zzz: unknown key 'zzz'; known keys: service_name, namespace, version, environment, commit, build_date, middleware, correlation, logging, metrics, tracing, health, alerts"),
+        (
+            {"zzz": 1},
+            "<dict>: zzz: unknown key 'zzz'; known keys: service_name, namespace, version, environment, commit, build_date, middleware, correlation, logging, metrics, tracing, health, alerts",
+        ),
     ],
 )
 def test_bad_settings_name_the_key(data: dict[str, object], message: str) -> None:
@@ -155,7 +177,12 @@ def test_masked_view_hides_secrets() -> None:
             "health": {
                 "checks": {
                     "db": {"plugin": "postgres", "dsn": "postgresql://app:s3cret@db:5432/app"},
-                    "kv": {"plugin": "redis", "url": "redis://:hunter2@cache:6379/0", "password": "pw", "api_token": "t0k"},
+                    "kv": {
+                        "plugin": "redis",
+                        "url": "redis://:hunter2@cache:6379/0",
+                        "password": "pw",
+                        "api_token": "t0k",
+                    },
                     "raw": {"plugin": "postgres", "dsn": "host=db user=app password=s3cret dbname=app"},
                 }
             }
@@ -180,7 +207,13 @@ toml_values = st.recursive(
 )
 
 
-@given(st.dictionaries(st.sampled_from(["service_name", "version", "middleware", "tracing", "health", "metrics", "bogus"]), toml_values, max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(["service_name", "version", "middleware", "tracing", "health", "metrics", "bogus"]),
+        toml_values,
+        max_size=4,
+    )
+)
 def test_any_input_gives_settings_or_a_settings_error(data: dict[str, object]) -> None:
     try:
         settings = load_settings(data)
