@@ -1,9 +1,82 @@
-"""Installs the metrics feature into a wrapped app's suite."""
+"""Installs the metrics feature into a wrapped app's suite.
+
+``install(suite)`` creates the app's :class:`~ops_observe.metrics.catalog.Catalog` against
+``suite.registry`` (kept as ``suite.state["metrics"]`` and made the target of
+``ops_observe.metrics.<name>``), sets ``<ns>_build_info``, adds the process collector, sets up
+multiprocess mode when a directory is configured, and serves the exposition at
+``settings.metrics.path`` (or on ``settings.metrics.port``).
+"""
 
 from __future__ import annotations
 
+import os
+
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+import ops_observe.metrics as package
+from ops_observe.metrics import multiprocess
+from ops_observe.metrics.catalog import Catalog, random_key
+from ops_observe.metrics.exposition import Exposition, MetricsEndpoint, MetricsServer
+from ops_observe.metrics.pools import refresh_pools
 from ops_observe.suite import Suite
+
+STATE_KEY = "metrics"
 
 
 def install(suite: Suite) -> None:
     """Register the metrics endpoints and lifespan hooks of one wrapped app."""
+    settings = suite.settings
+    section = settings.metrics
+    directory = section.multiprocess_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    mp = multiprocess.setup(directory) if directory else None
+    catalog = Catalog(suite.registry, settings.metric_namespace, section, mp.hash_key if mp else random_key())
+    catalog.multiprocess = mp is not None
+    catalog.build_info.labels(
+        service=settings.service_name,
+        version=settings.version,
+        commit=settings.commit,
+        build_date=settings.build_date,
+        environment=settings.environment,
+    ).set(1)
+    if section.process_metrics and mp is None:
+        ProcessCollector(registry=suite.registry)
+    suite.state[STATE_KEY] = catalog
+    package._current = catalog
+
+    if not section.enabled:
+        return
+    collector: Collector = suite.registry
+    hooks = [lambda: refresh_pools(catalog)]
+    if mp is not None:
+        collector = mp.collector(suite.registry, section.process_metrics)
+        hooks.append(mp.sweep)
+    exposition = Exposition(
+        collector,
+        allow=section.allow,
+        bearer_token=section.bearer_token,
+        compress=section.gzip,
+        before_scrape=hooks,
+    )
+    suite.state["metrics.exposition"] = exposition
+    if section.port is None:
+        suite.add_endpoint(section.path, MetricsEndpoint(exposition))
+    else:
+        server = MetricsServer(exposition, section.host, section.port)
+        suite.state["metrics.server"] = server
+
+        def start() -> None:
+            server.start()
+
+        suite.on_startup(start)
+        suite.on_shutdown(server.stop)
+
+
+def catalog_of(suite: Suite) -> Catalog:
+    """The catalog of ``suite``; installs the feature when it has not been (a suite built by hand)."""
+    catalog = suite.state.get(STATE_KEY)
+    if catalog is None:
+        install(suite)
+        catalog = suite.state[STATE_KEY]
+    assert isinstance(catalog, Catalog)
+    return catalog

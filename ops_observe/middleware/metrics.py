@@ -1,11 +1,250 @@
-"""Placeholder for the metrics middleware: passes every request through until the feature lands."""
+"""The HTTP metrics middleware: requests, latency, sizes, errors, in-progress, security counters.
+
+Pure ASGI: it observes the request by wrapping ``receive`` and ``send`` and records in ``finally``,
+so an exception is counted (as 500 when no response had started) and still propagates. The label
+children of each ``(method, endpoint, status)`` are resolved once and cached, so a request after
+the first of its kind costs dictionary look-ups and the observations themselves.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from ops_observe.metrics.catalog import Catalog, GuardedMetric
+from ops_observe.routes import route_template
 from ops_observe.sections.root import Settings
-from ops_observe.types import ASGIApp
+from ops_observe.suite import Suite
+from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
+
+STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
+OTHER_METHOD = "OTHER"
+"""The ``method`` label of every method outside :data:`STANDARD_METHODS` (their set is unbounded)."""
+UNMATCHED = "<unmatched>"
+"""The ``endpoint`` label of requests no route matched (never the raw path)."""
+CANCELLED_STATUS = 499
+"""Status recorded for a request cancelled before its response started (nginx's "client closed")."""
+_CACHE_LIMIT = 10_000
+
+_perf_counter = time.perf_counter
 
 
-def from_settings(app: ASGIApp, settings: Settings) -> ASGIApp:
-    """The entry point of the metrics middleware."""
-    return app
+class _Children:
+    """The label children of one ``(method, endpoint, status)``; the rare ones made on first use."""
+
+    __slots__ = ("duration", "endpoint", "labels", "request_size", "requests", "response_size", "status", "ttfb")
+
+    requests: Any
+    duration: Any
+    request_size: Any
+    response_size: Any
+    ttfb: Any
+
+    def __init__(self, catalog: Catalog, labels: tuple[str, str, str]) -> None:
+        m = catalog.metrics
+        self.labels = labels
+        self.endpoint = labels[1]
+        self.status = labels[2]
+        self.requests = m["http_requests_total"].metric.labels(*labels)
+        self.duration = m["http_request_duration_seconds"].metric.labels(*labels)
+        self.request_size = m["http_request_size_bytes"].metric.labels(*labels)
+        self.response_size = m["http_response_size_bytes"].metric.labels(*labels)
+        self.ttfb = m["http_time_to_first_byte_seconds"].metric.labels(*labels)
+
+
+class MetricsMiddleware:
+    """Records the HTTP metrics of the catalog for every HTTP request.
+
+    Args:
+        app: The ASGI app to wrap.
+        catalog: The metric catalog of this wrapped app (its registry, guards and settings).
+        stream_content_types: Media types of long-lived streams, kept out of the latency histogram.
+        api_key_header: Request header counted (hashed) in ``api_key_usage_total``; empty: off.
+        own_endpoints: Paths served by the suite itself (``/metrics``, ``/health``...), labelled as such.
+        exemplars: Attach the active OpenTelemetry trace id to latency observations.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        catalog: Catalog,
+        stream_content_types: Collection[str] = (),
+        api_key_header: str = "",
+        own_endpoints: Collection[str] = (),
+        exemplars: bool = False,
+    ) -> None:
+        self.app = app
+        self.catalog = catalog
+        m = catalog.metrics
+        self.methods = {name: name for name in STANDARD_METHODS}
+        self.in_progress: dict[str, Any] = {
+            name: m["http_requests_in_progress"].metric.labels(name) for name in (*STANDARD_METHODS, OTHER_METHOD)
+        }
+        self.stream_types = frozenset(t.strip().lower().encode("latin-1") for t in stream_content_types)
+        self.api_key_header = api_key_header.lower().encode("latin-1")
+        self.own_endpoints: Mapping[str, str] = {path: path for path in own_endpoints}
+        self.cache: dict[tuple[str, str, int], _Children] = {}
+        self.endpoint_guard = m["http_requests_total"]
+        self.errors = m["http_errors_total"]
+        self.stream_duration = m["http_stream_duration_seconds"]
+        self.auth_failures = m["auth_failures_total"]
+        self.rate_limited = m["rate_limit_exceeded_total"]
+        self.api_keys = m["api_key_usage_total"]
+        self.trace_id = _trace_id_reader() if exemplars else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        method = self.methods.get(scope["method"], OTHER_METHOD)
+        in_progress = self.in_progress[method]
+        root_path = scope.get("root_path", "")
+        status = 0
+        started = 0.0
+        sent = 0
+        received = 0
+        stream = False
+        start_message: Message | None = None
+        trace_id = self.trace_id
+        exemplar: dict[str, str] | None = None
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            body = message.get("body")
+            if body:
+                received += len(body)
+            return message
+
+        async def observing_send(message: Message) -> None:
+            nonlocal status, started, sent, stream, start_message, exemplar
+            if message["type"] == "http.response.body":
+                body = message.get("body")
+                if body:
+                    sent += len(body)
+                # Only a response sent in several parts can be a stream: look at its type once.
+                if message.get("more_body") and start_message is not None and self.stream_types:
+                    stream = self._is_stream(start_message)
+                    start_message = None
+            elif message["type"] == "http.response.start":
+                status = message["status"]
+                started = _perf_counter()
+                start_message = message
+                if trace_id is not None:
+                    exemplar = trace_id()
+            await send(message)
+
+        in_progress.inc()
+        start = _perf_counter()
+        error: BaseException | None = None
+        try:
+            await self.app(scope, counting_receive, observing_send)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            end = _perf_counter()
+            in_progress.dec()
+            if error is not None and not status:
+                status = CANCELLED_STATUS if _is_cancellation(error) else 500
+            key = (method, route_template(scope, root_path) or self.own_endpoints.get(scope["path"], UNMATCHED), status)
+            children = self.cache.get(key)
+            if children is None:
+                children = self._children(key)
+            children.requests.inc()
+            if stream:
+                self.stream_duration.labels(*children.labels).observe(end - start)
+            elif exemplar:
+                children.duration.observe(end - start, exemplar)
+            else:
+                children.duration.observe(end - start)
+            if started:
+                children.ttfb.observe(started - start)
+            children.request_size.observe(received)
+            children.response_size.observe(sent)
+            if error is not None:
+                self.errors.labels(*children.labels, type(error).__name__).inc()
+            if status in (401, 403, 429):
+                self._security(scope, children, status)
+            if self.api_key_header:
+                self._api_key(scope, children)
+
+    def _children(self, key: tuple[str, str, int]) -> _Children:
+        method, endpoint, status = key
+        # The endpoint goes through the cardinality cap once per new key, then the cache serves it.
+        guarded = self.endpoint_guard.guard((method, endpoint, str(status)))
+        children = _Children(self.catalog, (guarded[0], guarded[1], guarded[2]))
+        if len(self.cache) < _CACHE_LIMIT:
+            self.cache[key] = children
+        return children
+
+    def _is_stream(self, start_message: Message) -> bool:
+        for name, value in start_message.get("headers", ()):
+            if name.lower() == b"content-type":
+                return value.split(b";", 1)[0].strip().lower() in self.stream_types
+        return False
+
+    def _security(self, scope: Scope, children: _Children, status: int) -> None:
+        if status == 429:
+            self.rate_limited.labels(children.endpoint).inc()
+            return
+        if status == 403:
+            reason = "forbidden"
+        else:
+            credentials = any(
+                name == b"authorization" or name == self.api_key_header for name, _ in scope.get("headers", ())
+            )
+            reason = "invalid_credentials" if credentials else "missing_credentials"
+        self.auth_failures.labels(reason, children.endpoint).inc()
+
+    def _api_key(self, scope: Scope, children: _Children) -> None:
+        header = self.api_key_header
+        for name, value in scope["headers"]:
+            if name == header:
+                if value:
+                    # GuardedMetric.labels hashes api_key_id (or drops it), never stores it raw.
+                    self.api_keys.labels(value.decode("latin-1"), children.endpoint).inc()
+                return
+
+
+def _is_cancellation(error: BaseException) -> bool:
+    return type(error).__name__ in ("CancelledError", "Cancelled", "ClientDisconnect")
+
+
+def _trace_id_reader() -> Any:
+    """A function giving ``{"trace_id": ...}`` for the active sampled span, or ``None``."""
+    try:
+        from opentelemetry import trace
+    except ImportError:  # tracing not installed: no exemplars, nothing else changes
+        return None
+    get_current_span = trace.get_current_span
+
+    def read() -> dict[str, str] | None:
+        context = get_current_span().get_span_context()
+        if context.is_valid and context.trace_flags.sampled:
+            return {"trace_id": format(context.trace_id, "032x")}
+        return None
+
+    return read
+
+
+def from_settings(app: ASGIApp, settings: Settings, *, suite: Suite) -> ASGIApp:
+    """The entry point of the metrics middleware: the app's catalog and settings from its suite."""
+    from ops_observe.metrics.feature import catalog_of
+
+    catalog = catalog_of(suite)
+    section = settings.metrics
+    return MetricsMiddleware(
+        app,
+        catalog=catalog,
+        stream_content_types=section.stream_content_types,
+        api_key_header=section.api_key_header,
+        own_endpoints=tuple(suite.endpoints),
+        exemplars=section.exemplars and "tracing" in settings.middleware and not catalog.multiprocess,
+    )
+
+
+__all__ = ["MetricsMiddleware", "from_settings", "GuardedMetric"]
