@@ -57,5 +57,5 @@ def render_table(results: Iterable[CheckResult]) -> str:
     if len(rows) == 1:
         return "no checks configured ([ops_observe.health.checks] is empty)\n"
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1] for row in rows]
+    lines = ["  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]]) for row in rows]
     return "\n".join(line.rstrip() for line in lines) + "\n"
