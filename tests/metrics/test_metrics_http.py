@@ -1,0 +1,313 @@
+"""The HTTP metrics middleware on Starlette apps and raw ASGI apps."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from typing import Any
+
+import pytest
+from metrics_support import NS, call, label_values, run, samples, scrape, value, wrap
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route, Router
+
+from ops_observe.metrics.catalog import Catalog
+from ops_observe.middleware.metrics import OTHER_METHOD, UNMATCHED, MetricsMiddleware
+from ops_observe.sections.metrics import MetricsSettings
+from ops_observe.types import Message, Receive, Scope, Send
+
+
+def starlette_app() -> Starlette:
+    async def item(request: Request) -> Response:
+        return PlainTextResponse(f"item {request.path_params['item_id']}")
+
+    async def boom(request: Request) -> Response:
+        raise RuntimeError("boom")
+
+    async def echo(request: Request) -> Response:
+        return Response(await request.body())
+
+    async def user(request: Request) -> Response:
+        return PlainTextResponse("u")
+
+    async def raw_static(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("static")(scope, receive, send)
+
+    inner = Starlette(routes=[Route("/users/{user_id}", user)])
+    router = Router(routes=[Route("/deep/{x}", user)])
+    return Starlette(
+        routes=[
+            Route("/items/{item_id:int}", item, methods=["GET"]),
+            Route("/boom", boom),
+            Route("/echo", echo, methods=["POST"]),
+            Mount("/api", app=inner),
+            Mount("/t/{tenant}", routes=[Mount("/r", app=router)]),
+            Mount("/static", app=raw_static),
+        ]
+    )
+
+
+def test_exact_counts_and_route_templates() -> None:
+    app = wrap(starlette_app())
+    statuses = call(
+        app,
+        "/items/1",
+        "/items/2",
+        "/items/3",
+        "/api/users/42",
+        "/t/acme/r/deep/9",
+        "/static/css/site.css",
+        "/nope",
+        "/api/nope",
+        ("OPTIONS", "/items/1"),
+        ("DELETE", "/items/1"),
+    )
+    assert statuses == [200, 200, 200, 200, 200, 200, 404, 404, 405, 405]
+    text = scrape(app)
+    total = f"{NS}_http_requests_total"
+    assert value(text, total, method="GET", endpoint="/items/{item_id}", status="200") == 3
+    assert value(text, total, method="GET", endpoint="/api/users/{user_id}", status="200") == 1
+    assert value(text, total, method="GET", endpoint="/t/{tenant}/r/deep/{x}", status="200") == 1
+    assert value(text, total, method="GET", endpoint="/static/{path}", status="200") == 1
+    assert value(text, total, method="GET", endpoint=UNMATCHED, status="404") == 2
+    assert value(text, total, method="OPTIONS", endpoint="/items/{item_id}", status="405") == 1
+    assert value(text, total, method="DELETE", endpoint="/items/{item_id}", status="405") == 1
+    # Never a raw path, whatever was requested.
+    endpoints = label_values(text, total, "endpoint")
+    assert not any(e in endpoints for e in ("/items/1", "/nope", "/api/nope", "/t/acme/r/deep/9"))
+    duration = f"{NS}_http_request_duration_seconds_count"
+    assert value(text, duration, method="GET", endpoint="/items/{item_id}", status="200") == 3
+    assert value(text, f"{NS}_http_requests_in_progress", method="GET") == 1  # the scrape itself
+
+
+def test_unhandled_exception_counts_as_500_and_propagates() -> None:
+    async def failing(scope: Scope, receive: Receive, send: Send) -> None:
+        raise KeyError("missing")
+
+    app = wrap(failing)
+    with pytest.raises(KeyError):
+        run(app({"type": "http", "method": "GET", "path": "/x", "headers": []}, _receive_nothing, _discard))
+    text = scrape(app)
+    assert value(text, f"{NS}_http_requests_total", method="GET", endpoint=UNMATCHED, status="500") == 1
+    errors = f"{NS}_http_errors_total"
+    assert value(text, errors, method="GET", endpoint=UNMATCHED, status="500", error_type="KeyError") == 1
+    assert value(text, f"{NS}_http_requests_in_progress", method="GET") == 1  # the scrape itself
+
+
+def test_starlette_500_route() -> None:
+    app = wrap(starlette_app())
+    assert call(app, "/boom") == [500]
+    text = scrape(app)
+    assert value(text, f"{NS}_http_requests_total", method="GET", endpoint="/boom", status="500") == 1
+    errors = f"{NS}_http_errors_total"
+    assert value(text, errors, method="GET", endpoint="/boom", status="500", error_type="RuntimeError") == 1
+
+
+def test_cancellation_is_counted_and_propagates() -> None:
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        await asyncio.sleep(10)
+
+    app = wrap(slow)
+
+    async def main() -> None:
+        task = asyncio.create_task(app({"type": "http", "method": "GET", "path": "/", "headers": []}, _receive_nothing, _discard))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(main())
+    text = scrape(app)
+    assert value(text, f"{NS}_http_requests_total", method="GET", endpoint=UNMATCHED, status="499") == 1
+    assert value(text, f"{NS}_http_requests_in_progress", method="GET") == 1  # the scrape itself
+
+
+def test_methods_outside_the_standard_set_collapse() -> None:
+    async def ok(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    app = wrap(ok)
+    call(app, ("PROPFIND", "/"), ("BREW", "/"), ("X" * 300, "/"), ("GET", "/"))
+    text = scrape(app)
+    methods = label_values(text, f"{NS}_http_requests_total", "method")
+    assert methods == {"GET", OTHER_METHOD}
+    assert value(text, f"{NS}_http_requests_total", method=OTHER_METHOD, endpoint=UNMATCHED, status="200") == 3
+
+
+def test_sizes_are_the_bytes_actually_sent_and_received() -> None:
+    async def chunks() -> Any:
+        for part in (b"abc", b"", b"defgh"):
+            yield part
+
+    async def streamed(request: Request) -> Response:
+        # A wrong Content-Length would fool a header-based count; the bytes sent are 8.
+        return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+    async def echo(request: Request) -> Response:
+        return Response(await request.body())
+
+    app = wrap(Starlette(routes=[Route("/s", streamed), Route("/e", echo, methods=["POST"])]))
+
+    async def post() -> None:
+        import httpx
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.post("/e", content=b"x" * 1234)
+            assert response.content == b"x" * 1234
+
+    run(post())
+    call(app, "/s")
+    text = scrape(app)
+    labels = {"method": "GET", "endpoint": "/s", "status": "200"}
+    assert value(text, f"{NS}_http_response_size_bytes_sum", **labels) == 8
+    assert value(text, f"{NS}_http_request_size_bytes_sum", **labels) == 0
+    post_labels = {"method": "POST", "endpoint": "/e", "status": "200"}
+    assert value(text, f"{NS}_http_request_size_bytes_sum", **post_labels) == 1234
+    assert value(text, f"{NS}_http_response_size_bytes_sum", **post_labels) == 1234
+
+
+def test_streams_stay_out_of_the_latency_histogram() -> None:
+    async def events() -> Any:
+        for i in range(3):
+            yield f"data: {i}\n\n"
+            await asyncio.sleep(0.01)
+
+    async def sse(request: Request) -> Response:
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def plain(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    app = wrap(Starlette(routes=[Route("/events", sse), Route("/plain", plain)]))
+    call(app, "/events", "/plain")
+    text = scrape(app)
+    stream = {"method": "GET", "endpoint": "/events", "status": "200"}
+    assert value(text, f"{NS}_http_requests_total", **stream) == 1
+    assert value(text, f"{NS}_http_request_duration_seconds_count", **stream) in (None, 0)
+    assert value(text, f"{NS}_http_stream_duration_seconds_count", **stream) == 1
+    # The stream took at least its three sleeps; its time to first byte came before them.
+    assert value(text, f"{NS}_http_stream_duration_seconds_sum", **stream) >= 0.02  # type: ignore[operator]
+    ttfb = value(text, f"{NS}_http_time_to_first_byte_seconds_sum", **stream)
+    assert ttfb is not None and ttfb < value(text, f"{NS}_http_stream_duration_seconds_sum", **stream)  # type: ignore[operator]
+    plain_labels = {"method": "GET", "endpoint": "/plain", "status": "200"}
+    assert value(text, f"{NS}_http_request_duration_seconds_count", **plain_labels) == 1
+    assert value(text, f"{NS}_http_stream_duration_seconds_count", **plain_labels) in (None, 0)
+
+
+def test_security_metrics_fill_themselves() -> None:
+    async def guarded(request: Request) -> Response:
+        key = request.headers.get("x-api-key")
+        if key is None:
+            return PlainTextResponse("no", status_code=401)
+        if key == "bad":
+            return PlainTextResponse("no", status_code=401)
+        if key == "readonly":
+            return PlainTextResponse("no", status_code=403)
+        if key == "busy":
+            return PlainTextResponse("slow down", status_code=429)
+        return PlainTextResponse("ok")
+
+    app = wrap(Starlette(routes=[Route("/g", guarded)]))
+    call(app, "/g")
+    call(app, "/g", headers={"X-API-Key": "bad"})
+    call(app, "/g", headers={"X-API-Key": "readonly"})
+    call(app, "/g", headers={"X-API-Key": "busy"})
+    call(app, "/g", "/g", headers={"X-API-Key": "sk-live-1234567890"})
+    text = scrape(app)
+    failures = f"{NS}_auth_failures_total"
+    assert value(text, failures, reason="missing_credentials", endpoint="/g") == 1
+    assert value(text, failures, reason="invalid_credentials", endpoint="/g") == 1
+    assert value(text, failures, reason="forbidden", endpoint="/g") == 1
+    assert value(text, f"{NS}_rate_limit_exceeded_total", endpoint="/g") == 1
+    ids = label_values(text, f"{NS}_api_key_usage_total", "api_key_id")
+    assert len(ids) == 4
+    assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
+    assert "sk-live-1234567890" not in text and "readonly" not in text
+
+
+def test_two_wrapped_apps_keep_separate_counts() -> None:
+    first, second = wrap(starlette_app()), wrap(starlette_app())
+    call(first, "/items/1", "/items/2")
+    call(second, "/items/1")
+    total = f"{NS}_http_requests_total"
+    labels = {"method": "GET", "endpoint": "/items/{item_id}", "status": "200"}
+    assert value(scrape(first), total, **labels) == 2
+    assert value(scrape(second), total, **labels) == 1
+    assert first.suite.registry is not second.suite.registry
+
+
+def test_own_endpoints_are_labelled_by_their_path() -> None:
+    app = wrap(starlette_app())
+    scrape(app)
+    text = scrape(app)
+    assert value(text, f"{NS}_http_requests_total", method="GET", endpoint="/metrics", status="200") == 1
+
+
+def test_lifespan_and_websocket_pass_straight_through() -> None:
+    seen: list[tuple[str, Any, Any]] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append((scope["type"], receive, send))
+
+    catalog = Catalog(_registry(), NS, MetricsSettings(), b"k")
+    middleware = MetricsMiddleware(inner, catalog=catalog)
+    for kind in ("lifespan", "websocket"):
+        run(middleware({"type": kind}, _receive_nothing, _discard))
+    # The very same callables: nothing wrapped, nothing recorded.
+    assert seen == [("lifespan", _receive_nothing, _discard), ("websocket", _receive_nothing, _discard)]
+    assert catalog.registry.get_sample_value(f"{NS}_http_requests_total", {}) is None
+    assert not [s for s in samples(_exposition(catalog)) if s[0] == f"{NS}_http_requests_total"]
+
+
+def test_exposition_passes_promtool(promtool: str) -> None:
+    app = wrap(starlette_app())
+    call(app, "/items/1", "/boom", "/nope", ("OPTIONS", "/items/1"), "/api/users/7")
+    text = scrape(app)
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_exemplars_carry_the_active_trace_id() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")
+    trace_ids: list[str] = []
+
+    async def traced(scope: Scope, receive: Receive, send: Send) -> None:
+        with tracer.start_as_current_span("request") as span:
+            trace_ids.append(format(span.get_span_context().trace_id, "032x"))
+            await PlainTextResponse("ok")(scope, receive, send)
+
+    catalog = Catalog(_registry(), NS, MetricsSettings(), b"k")
+    middleware = MetricsMiddleware(traced, catalog=catalog, exemplars=True)
+    run(middleware({"type": "http", "method": "GET", "path": "/", "headers": []}, _receive_nothing, _discard))
+    from prometheus_client.openmetrics.exposition import generate_latest
+
+    text = generate_latest(catalog.registry).decode()
+    assert f'# {{trace_id="{trace_ids[0]}"}}' in text
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+async def _receive_nothing() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _discard(message: Message) -> None:
+    return None
+
+
+def _registry() -> Any:
+    from prometheus_client import CollectorRegistry
+
+    return CollectorRegistry()
+
+
+def _exposition(catalog: Catalog) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(catalog.registry).decode()
