@@ -54,7 +54,8 @@ class PoolObserver:
         self.pools: dict[str, tuple[weakref.ref[Any], Callable[[Any], Stats]]] = {}
 
     def add(self, pool: Any, name: str) -> None:
-        self.pools[name] = (weakref.ref(pool), pool_reader(pool))
+        reader = pool_reader(pool)
+        self.pools[name] = (weakref.ref(pool), reader)
         self.refresh()
 
     def refresh(self) -> None:

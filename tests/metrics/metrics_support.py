@@ -72,4 +72,6 @@ def value(text: str, name: str, **labels: str) -> float | None:
 
 
 def label_values(text: str, name: str, label: str) -> set[str]:
-    return {dict(labels)[label] for (sample, labels), _ in samples(text).items() if sample == name and label in dict(labels)}
+    return {
+        dict(labels)[label] for (sample, labels), _ in samples(text).items() if sample == name and label in dict(labels)
+    }

@@ -112,7 +112,9 @@ def test_cancellation_is_counted_and_propagates() -> None:
     app = wrap(slow)
 
     async def main() -> None:
-        task = asyncio.create_task(app({"type": "http", "method": "GET", "path": "/", "headers": []}, _receive_nothing, _discard))
+        task = asyncio.create_task(
+            app({"type": "http", "method": "GET", "path": "/", "headers": []}, _receive_nothing, _discard)
+        )
         await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
