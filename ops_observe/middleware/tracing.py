@@ -1,11 +1,324 @@
-"""Placeholder for the tracing middleware: passes every request through until the feature lands."""
+"""Tracing: opentelemetry-instrumentation-asgi's middleware, named by route, with error-keeping sampling.
+
+A request the sampler keeps goes through the stock ``OpenTelemetryMiddleware`` unchanged in its
+span semantics, with three settings of its own hooks: the span is named ``"{method} {route}"``
+and gets ``http.route`` once routing is done (the stock name is the raw path), the per-message
+``http receive`` / ``http send`` spans are off unless asked for, and the correlation ID is an
+attribute. Sensitive query parameters are replaced by ``REDACTED`` in the recorded URL.
+
+A request the sampler would drop does not go through it at all: the decision is made up front
+(see :mod:`ops_observe.tracing.sampling`), and the request runs with a non-recording span that
+carries real ids, so logs and outgoing calls still see a trace id. If that request fails (a 5xx
+or an exception), its server span is recorded after the fact, with those ids, its real start
+time and the stock middleware's attributes, so every failed request is exported.
+"""
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import unquote
+
+from opentelemetry import context as context_api
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.asgi import (
+    OpenTelemetryMiddleware,
+    collect_request_attributes,
+    set_status_code,
+)
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from ops_observe.correlation import get_correlation_id
+from ops_observe.routes import route_template
 from ops_observe.sections.root import Settings
-from ops_observe.types import ASGIApp
+from ops_observe.sections.tracing import DEFAULT_SENSITIVE_PARAMS
+from ops_observe.suite import Suite
+from ops_observe.tracing.provider import TracingRuntime, runtime_var
+from ops_observe.tracing.sampling import TRACE_ID_LOW_MASK, Handoff, handoff
+from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["CORRELATION_ATTRIBUTE", "REDACTED", "TracingMiddleware", "from_settings"]
+
+CORRELATION_ATTRIBUTE = "correlation_id"
+REDACTED = "REDACTED"
+_METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")}
+_URL_KEYS = ("http.url", "url.full", "url.query", "http.target")
+# Unsampled ids are random: say so (W3C trace context level 2), as the SDK does for its own.
+_UNSAMPLED = TraceFlags(TraceFlags.DEFAULT | getattr(TraceFlags, "RANDOM_TRACE_ID", 0))
 
 
-def from_settings(app: ASGIApp, settings: Settings) -> ASGIApp:
-    """The entry point of the tracing middleware."""
-    return app
+class _HeadersGetter(Getter[Sequence[tuple[bytes, bytes]]]):
+    """Reads propagation headers straight from the ASGI header list (names are lowercase there)."""
+
+    def get(self, carrier: Sequence[tuple[bytes, bytes]], key: str) -> list[str] | None:
+        name = key.lower().encode("latin-1")
+        found = [value.decode("latin-1") for header, value in carrier if header == name]
+        return found or None
+
+    def keys(self, carrier: Sequence[tuple[bytes, bytes]]) -> list[str]:
+        return [header.decode("latin-1") for header, _ in carrier]
+
+
+_getter = _HeadersGetter()
+
+
+class _ServerParentTracer(trace.Tracer):
+    """Hands the stock middleware's server span the parent context our propagator extracted.
+
+    The stock middleware extracts with the process-global propagator; ours is per app (B3 or W3C
+    by setting), so the server span's parent comes from the hand-off cell instead.
+    """
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(self, name: str, context: Context | None = None, *args: Any, **kwargs: Any) -> trace.Span:
+        cell = handoff.get()
+        if cell is not None and cell.context is not None:
+            context, cell.context = cell.context, None
+        return self._tracer.start_span(name, context, *args, **kwargs)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        return self._tracer.start_as_current_span(*args, **kwargs)
+
+
+class TracingMiddleware:
+    """Traces HTTP requests into ``runtime``'s tracer provider; lifespan and websocket pass through.
+
+    Args:
+        app: The ASGI app to wrap.
+        runtime: The app's tracing runtime (provider, propagator, sampling bound), from
+            :func:`ops_observe.tracing.provider.build_runtime`.
+        message_spans: Keep the stock per-message ``http receive`` / ``http send`` spans.
+        sensitive_params: Query parameters whose values are replaced by ``REDACTED`` in recorded URLs.
+        exclude_paths: Paths never traced (the suite's own endpoints, typically).
+        correlation_attribute: The span attribute for the correlation ID; ``None`` leaves it out.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        runtime: TracingRuntime,
+        message_spans: bool = False,
+        sensitive_params: Iterable[str] = DEFAULT_SENSITIVE_PARAMS,
+        exclude_paths: Iterable[str] = (),
+        correlation_attribute: str | None = CORRELATION_ATTRIBUTE,
+    ) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.tracer = runtime.tracer
+        self.otel = OpenTelemetryMiddleware(
+            self._named,
+            default_span_details=_span_details,
+            server_request_hook=self._on_server_span,
+            tracer=_ServerParentTracer(runtime.tracer),
+            meter_provider=NoOpMeterProvider(),  # HTTP metrics are the metrics middleware's job
+            exclude_spans=None if message_spans else ["receive", "send"],
+        )
+        self.semconv_mode = self.otel._sem_conv_opt_in_mode
+        self.excluded = frozenset(exclude_paths)
+        self.sensitive = frozenset(p.lower().encode("latin-1") for p in sensitive_params)
+        self.correlation_attribute = correlation_attribute
+        self.propagator = runtime.propagator
+        self.fields = frozenset(f.lower().encode("latin-1") for f in runtime.propagator.fields)
+        self.bound = runtime.bound
+        self.record = runtime.record
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.excluded:
+            await self.app(scope, receive, send)
+            return
+        runtime_token = runtime_var.set(self.runtime)
+        try:
+            parent_context = self._parent(scope)
+            parent = trace.get_current_span(parent_context).get_span_context()
+            if parent.is_valid:
+                trace_id, sampled = parent.trace_id, parent.trace_flags.sampled
+            else:
+                trace_id = random.getrandbits(128) or 1
+                sampled = (trace_id & TRACE_ID_LOW_MASK) < self.bound
+            if sampled and self.record:
+                # An empty context for a root: the stock middleware would otherwise pass the parent
+                # that the process-global propagator found, a format this app may not accept.
+                cell = Handoff(trace_id=0 if parent.is_valid else trace_id, context=parent_context or Context())
+                token = handoff.set(cell)
+                try:
+                    await self.otel(scope, receive, send)
+                finally:
+                    handoff.reset(token)
+            else:
+                await self._unsampled(scope, receive, send, parent_context, parent, trace_id)
+        finally:
+            runtime_var.reset(runtime_token)
+
+    def _parent(self, scope: Scope) -> Context | None:
+        """The parent context: the current span's when one is active, else the request's headers'."""
+        if trace.get_current_span().get_span_context().is_valid:
+            return context_api.get_current()
+        headers = scope["headers"]
+        fields = self.fields
+        for name, _ in headers:
+            if name in fields:
+                return self.propagator.extract(headers, context=Context(), getter=_getter)
+        return None
+
+    async def _named(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app as the stock middleware calls it: names the server span once routing is done."""
+        span = trace.get_current_span()
+        root_path = scope.get("root_path", "")
+        named = False
+
+        async def send_named(message: Message) -> None:
+            nonlocal named
+            if not named and message["type"] == "http.response.start":
+                named = True
+                self._name(span, scope, root_path)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_named)
+        finally:
+            if not named:
+                self._name(span, scope, root_path)
+
+    def _name(self, span: trace.Span, scope: Scope, root_path: str) -> str | None:
+        template = route_template(scope, root_path)
+        if template is not None and span.is_recording():
+            span.update_name(f"{_span_details(scope)[0]} {template}")
+            span.set_attribute("http.route", template)
+        return template
+
+    def _on_server_span(self, span: trace.Span, scope: Scope) -> None:
+        """The stock middleware's request hook: correlation ID, and sensitive query values out of URLs."""
+        if self.correlation_attribute is not None:
+            correlation_id = get_correlation_id()
+            if correlation_id is not None:
+                span.set_attribute(self.correlation_attribute, correlation_id)
+        query = scope.get("query_string")
+        if query and self.sensitive:
+            self._clean_urls(span, query)
+
+    def _clean_urls(self, span: trace.Span, query: bytes) -> None:
+        cleaned, changed = [], False
+        for part in query.split(b"&"):
+            name, eq, _ = part.partition(b"=")
+            if eq and name.lower() in self.sensitive:
+                part, changed = name + b"=" + REDACTED.encode(), True
+            cleaned.append(part)
+        if not changed:
+            return
+        raw = query.decode("latin-1")
+        new = b"&".join(cleaned).decode("latin-1")
+        attributes = getattr(span, "attributes", None) or {}
+        for key in _URL_KEYS:
+            value = attributes.get(key)
+            if isinstance(value, str):
+                span.set_attribute(key, value.replace(unquote(raw), unquote(new)).replace(raw, new))
+
+    async def _unsampled(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        parent_context: Context | None,
+        parent: SpanContext,
+        trace_id: int,
+    ) -> None:
+        """Run a request the sampler drops, with real ids; record its server span only if it fails."""
+        span_id = random.getrandbits(64) or 1
+        span_context = SpanContext(trace_id, span_id, False, _UNSAMPLED, parent.trace_state)
+        token = context_api.attach(trace.set_span_in_context(NonRecordingSpan(span_context), parent_context))
+        if not self.record:
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                context_api.detach(token)
+            return
+
+        start = time.time_ns()
+        root_path = scope.get("root_path", "")
+        status = 0
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except Exception as exc:
+            self._keep_failed(scope, root_path, parent_context, span_context, start, status, exc)
+            raise
+        else:
+            if status >= 500:
+                self._keep_failed(scope, root_path, parent_context, span_context, start, status, None)
+        finally:
+            context_api.detach(token)
+
+    def _keep_failed(
+        self,
+        scope: Scope,
+        root_path: str,
+        parent_context: Context | None,
+        ids: SpanContext,
+        start: int,
+        status: int,
+        exc: Exception | None,
+    ) -> None:
+        """Record the server span of a failed unsampled request, as the stock middleware would have."""
+        attributes = collect_request_attributes(scope, self.semconv_mode)  # type: ignore[no-untyped-call]
+        cell = Handoff(trace_id=ids.trace_id, span_id=ids.span_id, force=True)
+        token = handoff.set(cell)
+        try:
+            span = self.tracer.start_span(
+                # An empty context, not None: None would make our own non-recording span the parent.
+                _span_details(scope)[0],
+                parent_context or Context(),
+                SpanKind.SERVER,
+                attributes,
+                start_time=start,
+            )
+        finally:
+            handoff.reset(token)
+        self._on_server_span(span, scope)
+        self._name(span, scope, root_path)
+        if status:
+            set_status_code(span, status, None, self.semconv_mode)  # type: ignore[no-untyped-call]
+        if exc is not None:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        span.end()
+
+
+def _span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
+    """The span name before routing: the method only, never the raw path (unbounded values)."""
+    return _METHODS.get(scope.get("method", ""), "HTTP"), {}
+
+
+def from_settings(app: ASGIApp, settings: Settings, *, suite: Suite) -> ASGIApp:
+    """The ``tracing`` entry point: the middleware around the suite's tracing runtime.
+
+    The runtime (tracer provider, exporter, sampling) is built by the tracing feature's
+    ``install(suite)`` when the app is wrapped.
+    """
+    from ops_observe.tracing.feature import STATE_KEY, install
+
+    runtime = suite.state.get(STATE_KEY)
+    if runtime is None:  # a suite built without the feature (a test, a hand-made stack)
+        install(suite)
+        runtime = suite.state[STATE_KEY]
+    section = settings.tracing
+    return TracingMiddleware(
+        app,
+        runtime=runtime,
+        message_spans=section.message_spans,
+        sensitive_params=section.sensitive_params,
+        exclude_paths=(*suite.endpoints, *section.exclude_paths),
+    )

@@ -1,0 +1,222 @@
+"""End to end: wrapped apps export Zipkin v2 spans to a loopback collector that validates each one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from tracing_support import (  # noqa: F401 - collector_fixture and restore_logging are fixtures
+    ZipkinCollector,
+    by_name,
+    collector_fixture,
+    restore_logging,
+    run_requests,
+    starlette_app,
+    tracing_settings,
+    wrap,
+)
+
+from ops_observe import get_span_id, get_trace_id, trace_db_query, trace_external_call, trace_request
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_a_request_is_exported_as_a_valid_zipkin_server_span(collector: ZipkinCollector) -> None:
+    app = wrap(tracing_settings(collector))
+    (response,) = run_requests(app, ("/items/42?colour=red", {"headers": {"x-correlation-id": "order-1234"}}))
+    assert response.status_code == 200
+    (span,) = collector.wait_for(1)
+    assert span["kind"] == "SERVER"
+    assert span["name"].lower() == "get /items/{item_id}"  # the route template, never the raw path
+    assert span["tags"]["http.route"] == "/items/{item_id}"
+    assert span["tags"]["http.status_code"] == "200"
+    assert span["tags"]["correlation_id"] == "order-1234"
+    assert span["localEndpoint"]["serviceName"] == "shop"
+    assert span["tags"]["service.version"] == "1.2.3"
+    assert span["tags"]["deployment.environment"] == "test"
+    assert "parentId" not in span
+
+
+def test_an_incoming_traceparent_is_continued(collector: ZipkinCollector) -> None:
+    app = wrap(tracing_settings(collector, sample_ratio=0.0))  # the sampled parent wins over the ratio
+    run_requests(app, ("/items/1", {"headers": {"traceparent": TRACEPARENT}}))
+    (span,) = collector.wait_for(1)
+    assert span["traceId"] == "0af7651916cd43dd8448eb211c80319c"
+    assert span["parentId"] == "b7ad6b7169203331"
+
+
+def test_an_unsampled_parent_is_honoured_but_a_failure_still_kept(collector: ZipkinCollector) -> None:
+    app = wrap(tracing_settings(collector, sample_ratio=1.0))
+    unsampled = TRACEPARENT[:-2] + "00"
+    run_requests(
+        app, ("/items/1", {"headers": {"traceparent": unsampled}}), ("/fail", {"headers": {"traceparent": unsampled}})
+    )
+    spans = collector.wait_for(1)
+    assert [s["tags"]["http.status_code"] for s in spans] == ["500"]
+    assert spans[0]["traceId"] == "0af7651916cd43dd8448eb211c80319c"
+    assert spans[0]["parentId"] == "b7ad6b7169203331"
+
+
+def test_b3_propagation_by_setting(collector: ZipkinCollector) -> None:
+    app = wrap(tracing_settings(collector, propagators=["b3multi"]))
+    headers = {
+        "x-b3-traceid": "463ac35c9f6413ad48485a3953bb6124",
+        "x-b3-spanid": "a2fb4a1d1a96d312",
+        "x-b3-sampled": "1",
+    }
+    run_requests(app, ("/items/1", {"headers": headers}), ("/items/2", {"headers": {"traceparent": TRACEPARENT}}))
+    spans = collector.wait_for(2)
+    continued = [s for s in spans if s.get("parentId") == "a2fb4a1d1a96d312"]
+    assert [s["traceId"] for s in continued] == ["463ac35c9f6413ad48485a3953bb6124"]
+    # W3C is not configured, so its header starts nothing.
+    assert all(s["traceId"] != "0af7651916cd43dd8448eb211c80319c" for s in spans)
+
+
+def test_ratio_zero_exports_every_failed_request_and_no_successful_one(collector: ZipkinCollector) -> None:
+    app = wrap(tracing_settings(collector, sample_ratio=0.0))
+    ok = [(f"/items/{i}", {}) for i in range(20)]
+    responses = run_requests(app, *ok, ("/fail", {}), ("/boom", {}), *ok)
+    assert [r.status_code for r in responses].count(500) == 2
+    spans = collector.wait_for(2)
+    assert sorted(s["name"].lower() for s in spans) == ["get /boom", "get /fail"]
+    boom = by_name(spans)["get /boom"]
+    assert boom["tags"]["otel.status_code"] == "ERROR"
+    assert "RuntimeError: boom" in boom["tags"]["error"]
+    assert any('"exception.type": "RuntimeError"' in a["value"] for a in boom.get("annotations", [])), boom
+    assert by_name(spans)["get /fail"]["tags"]["http.status_code"] == "500"
+    assert all(s["kind"] == "SERVER" and "parentId" not in s for s in spans)
+
+
+def test_ratio_one_exports_every_request(collector: ZipkinCollector) -> None:
+    app = wrap(tracing_settings(collector, sample_ratio=1.0))
+    run_requests(app, *[(f"/items/{i}", {}) for i in range(5)])
+    assert len(collector.wait_for(5)) == 5
+
+
+def _decorated_app() -> Any:
+    @trace_db_query("SELECT", "users")
+    def load_user(user_id: str) -> dict[str, str]:
+        return {"id": user_id}
+
+    @trace_external_call("stripe", "create_payment")
+    async def charge(amount: int) -> str:
+        return f"charged {amount}"
+
+    @trace_request("checkout")
+    async def checkout(request: Request) -> PlainTextResponse:
+        user = load_user("u1")
+        receipt = await charge(10)
+        return PlainTextResponse(f"{user['id']} {receipt} {get_trace_id()} {get_span_id()}")
+
+    return starlette_app([Route("/checkout", checkout)])
+
+
+def test_decorators_make_child_spans_on_sync_and_async_functions(collector: ZipkinCollector) -> None:
+    app = wrap(tracing_settings(collector), _decorated_app())
+    (response,) = run_requests(app, ("/checkout", {}))
+    trace_id, span_id = response.text.split()[3:]
+    spans = by_name(collector.wait_for(4))
+    server, checkout = spans["get /checkout"], spans["checkout"]
+    db, stripe = spans["select users"], spans["stripe create_payment"]
+    assert {s["traceId"] for s in spans.values()} == {server["traceId"]} == {trace_id}
+    assert checkout["parentId"] == server["id"]
+    assert checkout["id"] == span_id  # get_span_id() inside the function is its span
+    assert db["parentId"] == stripe["parentId"] == checkout["id"]
+    assert db["kind"] == stripe["kind"] == "CLIENT"
+    assert db["tags"]["db.operation"] == "SELECT" and db["tags"]["db.sql.table"] == "users"
+    assert stripe["tags"]["peer.service"] == "stripe"
+    assert response.text.startswith("u1 charged 10 ")
+
+
+def test_trace_ids_are_equal_in_spans_and_log_lines(collector: ZipkinCollector, tmp_path: Path) -> None:
+    from ops_observe import get_logger
+
+    log = get_logger("shop.checkout")
+
+    async def handler(request: Request) -> PlainTextResponse:
+        log.info("charging", amount=10)
+        return PlainTextResponse("ok")
+
+    sink = tmp_path / "app.log"
+    settings = tracing_settings(collector)
+    settings["logging"] = {"sink": str(sink)}
+    app = wrap(settings, starlette_app([Route("/pay", handler)]))
+    run_requests(app, ("/pay", {}))
+    (span,) = collector.wait_for(1)
+    lines = [json.loads(line) for line in sink.read_text().splitlines()]
+    charging = [line for line in lines if line["message"] == "charging"]
+    assert len(charging) == 1, lines
+    assert charging[0]["trace_id"] == span["traceId"]
+    assert charging[0]["span_id"] == span["id"]
+
+
+def test_an_unsampled_failed_request_keeps_the_ids_its_log_lines_carry(
+    collector: ZipkinCollector, tmp_path: Path
+) -> None:
+    from ops_observe import get_logger
+
+    log = get_logger("shop.checkout")
+
+    async def handler(request: Request) -> PlainTextResponse:
+        log.info("about to fail")
+        return PlainTextResponse("no", status_code=503)
+
+    sink = tmp_path / "app.log"
+    settings = tracing_settings(collector, sample_ratio=0.0)
+    settings["logging"] = {"sink": str(sink)}
+    app = wrap(settings, starlette_app([Route("/pay", handler)]))
+    run_requests(app, ("/pay", {}))
+    (span,) = collector.wait_for(1)
+    (line,) = [json.loads(x) for x in sink.read_text().splitlines() if "about to fail" in x]
+    assert (line["trace_id"], line["span_id"]) == (span["traceId"], span["id"])
+
+
+def test_span_attributes_are_redacted_before_export(collector: ZipkinCollector) -> None:
+    from ops_observe import add_span_attribute, add_span_event
+
+    async def handler(request: Request) -> PlainTextResponse:
+        add_span_attribute("customer.email", "bob@example.com")
+        add_span_attribute("api_key", "abc123")
+        add_span_attribute("amount", 12)
+        add_span_event("card.charged", {"card": "4111 1111 1111 1111", "note": "fine"})
+        return PlainTextResponse("ok")
+
+    app = wrap(tracing_settings(collector), starlette_app([Route("/pay", handler)]))
+    run_requests(app, ("/pay?token=s3cr3t&page=2", {}))
+    (span,) = collector.wait_for(1)
+    text = json.dumps(span)
+    for secret in ("bob@example.com", "abc123", "4111", "s3cr3t"):
+        assert secret not in text
+    assert span["tags"]["customer.email"] == "[REDACTED:email]"
+    assert span["tags"]["amount"] == "12"
+    assert "page=2" in span["tags"]["http.url"]
+
+
+def test_sensitive_query_parameters_are_stripped_even_without_the_redactor(collector: ZipkinCollector) -> None:
+    settings = tracing_settings(collector, sensitive_params=["session"])
+    settings["logging"] = {"redaction": {"enabled": False}}
+    app = wrap(settings)
+    run_requests(app, ("/items/1?session=abc123&page=2", {}))
+    (span,) = collector.wait_for(1)
+    assert "abc123" not in json.dumps(span)
+    assert "session=REDACTED&page=2" in span["tags"]["http.url"]
+
+
+def test_the_suites_own_endpoints_and_excluded_paths_are_not_traced(collector: ZipkinCollector) -> None:
+    app = wrap(tracing_settings(collector, exclude_paths=["/items/7"]))
+    own = list(app.suite.endpoints)
+    run_requests(app, *[(path, {}) for path in own], ("/items/7", {}), ("/items/1", {}))
+    spans = collector.wait_for(1)
+    assert [s["tags"]["http.target"] for s in spans] == ["/items/1"]
+
+
+def test_message_spans_are_off_by_default_and_on_by_setting(collector: ZipkinCollector) -> None:
+    run_requests(wrap(tracing_settings(collector)), ("/items/1", {}))
+    assert len(collector.wait_for(1)) == 1
+    run_requests(wrap(tracing_settings(collector, message_spans=True)), ("/items/2", {}))
+    spans = collector.wait_for(3)
+    assert any(s["name"].lower().endswith("http send") for s in spans), [s["name"] for s in spans]
