@@ -73,7 +73,8 @@ class HealthSettings:
     )
     detailed_allow: tuple[str, ...] = setting(
         (),
-        doc="Client networks (CIDR) allowed to read `<path>/detailed`; empty: any. With a token too, both must pass.",
+        doc="Client networks (CIDR) allowed to read `<path>/detailed`; empty: any. "
+        "Both guards must pass when both are set.",
         check=_networks,
     )
     detailed_token: str | None = setting(
