@@ -127,9 +127,7 @@ class _Rule(Protocol):
     def __call__(self, text: str) -> str: ...
 
 
-def _regex_rule(
-    pattern: re.Pattern[str], replacement: str | Callable[[re.Match[str]], str]
-) -> _Rule:
+def _regex_rule(pattern: re.Pattern[str], replacement: str | Callable[[re.Match[str]], str]) -> _Rule:
     sub = pattern.sub
 
     def rule(text: str) -> str:
@@ -141,39 +139,28 @@ def _regex_rule(
 # -- the built-in text patterns ------------------------------------------------------------------
 
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-_BEARER = re.compile(
-    r"\b(?P<scheme>[Bb]earer|BEARER|[Bb]asic|BASIC)(?P<sp>\s+)(?!\[REDACTED)[A-Za-z0-9._~+/=-]{6,}"
-)
-_URL_PASSWORD = re.compile(
-    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*:)(?!\[REDACTED)[^@\s/]+(?=@)"
-)
+_BEARER = re.compile(r"\b(?P<scheme>[Bb]earer|BEARER|[Bb]asic|BASIC)(?P<sp>\s+)(?!\[REDACTED)[A-Za-z0-9._~+/=-]{6,}")
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*:)(?!\[REDACTED)[^@\s/]+(?=@)")
 _AWS = re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b")
-_AWS_SECRET = re.compile(
-    r"(?i)(?P<head>aws.{0,20}?(?:secret|key).{0,20}?[=:]\s*[\"']?)[A-Za-z0-9/+]{40}\b"
-)
-_GITHUB = re.compile(
-    r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})\b"
-)
-_STRIPE = re.compile(
-    r"\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{10,255}\b|\bwhsec_[A-Za-z0-9]{20,255}\b"
-)
+_AWS_SECRET = re.compile(r"(?i)(?P<head>aws.{0,20}?(?:secret|key).{0,20}?[=:]\s*[\"']?)[A-Za-z0-9/+]{40}\b")
+_GITHUB = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})\b")
+_STRIPE = re.compile(r"\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{10,255}\b|\bwhsec_[A-Za-z0-9]{20,255}\b")
 _OPENAI = re.compile(r"\bsk-[A-Za-z0-9_-]{20,255}")
-_SLACK = re.compile(
-    r"\bxox[abposre]-[A-Za-z0-9-]{10,255}|https://hooks\.slack\.com/services/[A-Za-z0-9_/]+"
-)
-_EMAIL = re.compile(
-    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
-)
+_SLACK = re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{10,255}|https://hooks\.slack\.com/services/[A-Za-z0-9_/]+")
+# "%40": an address inside a URL-encoded query string.
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 # Dashed only: nine bare digits are as likely an order or a phone number. The ranges SSA never
 # issues (000, 666, 9xx; 00; 0000) are left alone.
 _SSN = re.compile(r"(?<![\w-])(?!000|666|9)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])")
 # 13 to 19 digits, optionally grouped by single spaces or dashes; the Luhn check decides.
 _CARD = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)")
-_VALUE = r"(?P<v>\[REDACTED:[a-z0-9_]+\]|\"(?:[^\"\\]|\\.)*\"|'[^']*'|(?:[Bb]earer|[Bb]asic)\s+[^\s,;&]+|[^\s,;&}\]\"']+)"
+_VALUE = (
+    r"(?P<v>\[REDACTED:[a-z0-9_]+\]|\"(?:[^\"\\]|\\.)*\"|'[^']*'|(?:[Bb]earer|[Bb]asic)\s+[^\s,;&]+|[^\s,;&}\]\"']+)"
+)
 # key=value, key: value, "key": "value", key="value" (the key's words are checked by is_secret_key).
+# A ":" followed by "//" is a URL's scheme, not a key: "http://x/?token=..." must reach "token".
 _KEY_VALUE = re.compile(
-    r"(?P<k>[\"']?(?P<key>[A-Za-z_][A-Za-z0-9_.-]{1,63})[\"']?)(?P<sep>\s*[:=]\s*)"
-    + _VALUE
+    r"(?P<k>[\"']?(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z_][A-Za-z0-9_.-]{1,63})[\"']?)(?P<sep>\s*(?:=|:(?!//))\s*)" + _VALUE
 )
 
 
@@ -195,29 +182,23 @@ class Redactor:
         max_depth: int = 12,
         cache_size: int = 4096,
     ) -> None:
-        patterns = dict(
-            extra_patterns.items()
-            if isinstance(extra_patterns, Mapping)
-            else extra_patterns
-        )
+        patterns = dict(extra_patterns.items() if isinstance(extra_patterns, Mapping) else extra_patterns)
         self.extra_patterns: dict[str, re.Pattern[str]] = {}
         for name, source in patterns.items():
             if not re.fullmatch(r"[a-z0-9_]+", name):
-                raise ValueError(
-                    f"redaction pattern name {name!r}: use lowercase letters, digits and '_'"
-                )
+                raise ValueError(f"redaction pattern name {name!r}: use lowercase letters, digits and '_'")
             try:
                 self.extra_patterns[name] = re.compile(source)
             except re.error as exc:
-                raise ValueError(
-                    f"redaction pattern {name!r}: not a valid regular expression: {exc}"
-                ) from None
+                raise ValueError(f"redaction pattern {name!r}: not a valid regular expression: {exc}") from None
         extra = {_normalise_word(k) for k in extra_keys if k.strip()}
         self.secret_words = SECRET_WORDS | {w for w in extra if w}
         self.max_depth = max_depth
         self._cache_size = cache_size
-        self._clean: set[str] = set()
-        self._key_memo: dict[str, bool] = {}
+        self.clean_strings: set[str] = set()
+        """Strings seen with nothing to redact (bounded); a hit returns the string at once."""
+        self.key_memo: dict[str, bool] = {}
+        """Whether each key seen names a secret (bounded)."""
         self._secret = marker("secret")
         self._extra_rules: tuple[_Rule, ...] = tuple(
             _regex_rule(p, marker(name)) for name, p in self.extra_patterns.items()
@@ -227,31 +208,30 @@ class Redactor:
 
     def is_secret_key(self, key: str) -> bool:
         """True when ``key`` names a secret: one of its words, or two adjacent words, is a secret word."""
-        memo = self._key_memo.get(key)
+        memo = self.key_memo.get(key)
         if memo is not None:
             return memo
         words = [w.lower() for w in _SPLIT.split(_CAMEL.sub("_", key)) if w]
         words = [_NUMBER.sub("", w) or w for w in words]
         found = any(w in self.secret_words for w in words) or any(
-            a + b in SECRET_PAIRS or a + b in self.secret_words
-            for a, b in itertools.pairwise(words)
+            a + b in SECRET_PAIRS or a + b in self.secret_words for a, b in itertools.pairwise(words)
         )
-        if len(self._key_memo) < 8192:
-            self._key_memo[key] = found
+        if len(self.key_memo) < 8192:
+            self.key_memo[key] = found
         return found
 
     # -- text --------------------------------------------------------------------------------------
 
     def text(self, s: str) -> str:
         """``s`` with every PII or secret replaced; the same object when there was nothing to replace."""
-        if len(s) < 5 or s in self._clean:
+        if len(s) < 5 or s in self.clean_strings:
             return s
         out = self._once(s)
         if out is s:
             if self._cache_size and len(s) <= 256:
-                if len(self._clean) >= self._cache_size:
-                    self._clean.clear()
-                self._clean.add(s)
+                if len(self.clean_strings) >= self._cache_size:
+                    self.clean_strings.clear()
+                self.clean_strings.add(s)
             return s
         # A replacement can open a match that was not there (a marker between digits, a key=value
         # whose value was a token): run again until nothing changes, so redaction is idempotent.
@@ -293,7 +273,7 @@ class Redactor:
             out = _OPENAI.sub("[REDACTED:api_key]", out)
         if "xox" in out or "hooks.slack.com" in out:
             out = _SLACK.sub("[REDACTED:slack_token]", out)
-        if "@" in out:
+        if "@" in out or "%40" in out:
             out = _EMAIL.sub("[REDACTED:email]", out)
         if "-" in out:
             out = _SSN.sub("[REDACTED:ssn]", out)
@@ -322,36 +302,21 @@ class Redactor:
         if obj is None or isinstance(obj, (bool, float)):
             return obj
         if isinstance(obj, int):
-            return (
-                marker("card")
-                if 10**12 <= abs(obj) < 10**19 and luhn_ok(str(abs(obj)))
-                else obj
-            )
+            return marker("card") if 10**12 <= abs(obj) < 10**19 and luhn_ok(str(abs(obj))) else obj
         if _depth >= self.max_depth:
             return marker("depth")
         if isinstance(obj, Mapping):
             return {k: self.field(str(k), v, _depth + 1) for k, v in obj.items()}
         if isinstance(obj, (list, tuple, set, frozenset)):
             items = [self.value(v, _depth + 1) for v in obj]
-            return (
-                items
-                if isinstance(obj, list)
-                else type(obj)(items)
-                if not isinstance(obj, tuple)
-                else tuple(items)
-            )
+            return items if isinstance(obj, list) else type(obj)(items) if not isinstance(obj, tuple) else tuple(items)
         if isinstance(obj, (bytes, bytearray)):
             return self.text(bytes(obj).decode("utf-8", "backslashreplace"))
         return obj
 
     def field(self, key: str, value: Any, _depth: int = 0) -> Any:
         """The redacted value of one ``key=value`` pair: a secret marker when the key names a secret."""
-        if (
-            self.is_secret_key(key)
-            and value is not None
-            and value != ""
-            and not isinstance(value, bool)
-        ):
+        if self.is_secret_key(key) and value is not None and value != "" and not isinstance(value, bool):
             if isinstance(value, str) and value.startswith("[REDACTED:"):
                 return value
             return self._secret

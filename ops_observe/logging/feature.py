@@ -1,9 +1,35 @@
-"""Installs the logging feature into a wrapped app's suite."""
+"""Installs the logging feature into a wrapped app's suite: the JSON stream, once per process.
+
+loguru and the standard library's root logger are process-wide, so every wrapped app shares one
+stream: installing again with equal settings changes nothing, with different settings the new
+ones replace the old (the last wrapped app wins, as with ``logging.basicConfig(force=True)``).
+:func:`uninstall` restores loguru and ``logging`` as they were.
+"""
 
 from __future__ import annotations
 
+from loguru import logger
+
+from ops_observe.logging import setup
 from ops_observe.suite import Suite
+
+__all__ = ["install", "uninstall"]
 
 
 def install(suite: Suite) -> None:
-    """Register the logging endpoints and lifespan hooks of one wrapped app."""
+    """Configure the JSON stream from ``suite.settings.logging``; flush it when the app shuts down."""
+    suite.state["logging.stream"] = setup.configure(suite.settings)
+    suite.on_shutdown(_flush)
+
+
+def uninstall() -> None:
+    """Remove the JSON stream and put loguru's and ``logging``'s previous handlers back."""
+    setup.reset()
+
+
+async def _flush() -> None:
+    # With enqueue, lines may still wait in a queue: write them before the process ends.
+    stream = setup.active
+    if stream is not None:
+        stream.complete()
+    await logger.complete()

@@ -1,11 +1,283 @@
-"""Placeholder for the access_log middleware: passes every request through until the feature lands."""
+"""The access log: one JSON line per HTTP request, written when the request ends.
+
+Pure ASGI: it wraps ``send`` to see the status, the time to first byte and the response size, and
+writes the line in ``finally``, so a crash is logged (status 500, with the exception as fields) and
+still propagates, and a cancelled request is logged as 499. ``lifespan`` and ``websocket`` scopes
+pass straight through. The line is redacted by the JSON stream like any other line.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import time
+from asyncio import CancelledError
+from collections.abc import Collection, Sequence
+from typing import Any
+from urllib.parse import unquote_plus
+
+from loguru import logger as _loguru
+
+from ops_observe.logging import setup as _setup
+from ops_observe.logging.context import request_holder
+from ops_observe.logging.stream import JsonStream
+from ops_observe.routes import route_template
 from ops_observe.sections.root import Settings
-from ops_observe.types import ASGIApp
+from ops_observe.suite import Suite
+from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["ACCESS_KIND", "AccessLogMiddleware", "client_address", "from_settings"]
+
+ACCESS_KIND = "access"
+"""The ``kind`` of access-log lines."""
+CANCELLED_STATUS = 499
+"""Status logged for a request cancelled before its response started (nginx's "client closed")."""
+
+_perf = time.perf_counter
+_MEMO_LIMIT = 4096
 
 
-def from_settings(app: ASGIApp, settings: Settings) -> ASGIApp:
-    """The entry point of the access_log middleware."""
-    return app
+class AccessLogMiddleware:
+    """Writes one line per HTTP request: method, path, route, status, timings, sizes, client, user.
+
+    Args:
+        app: The ASGI app to wrap.
+        logger_name: The ``logger`` key of the lines.
+        exclude_paths: Paths (without query, after ``root_path``) never logged.
+        query: ``"omit"`` leaves the query string out; ``"redact"`` adds a ``query`` field, decoded,
+            whose secrets the JSON stream redacts (``?token=...`` -> ``token=[REDACTED:secret]``).
+        slow_request_ms: At or over this duration the line gets ``slow: true`` and at least WARNING;
+            0 disables.
+        trusted_proxies: Addresses or networks (``"10.0.0.0/8"``) whose ``X-Forwarded-For`` /
+            ``Forwarded`` headers are believed; the client is then the nearest untrusted hop.
+        user_agent_max: Longest user agent kept, in characters.
+        stream: Write to this JSON stream rather than the installed one (the default, read per
+            request); with neither, lines go through ``loguru.logger``.
+
+    The ``user_id`` field comes, first found, from ``bind_request(user_id=...)``,
+    ``scope["state"]["user_id"]`` (Starlette's ``request.state.user_id = ...``), or an authenticated
+    ``scope["user"]`` (Starlette's ``AuthenticationMiddleware``: its ``identity``).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        logger_name: str = "ops_observe.access",
+        exclude_paths: Collection[str] = (),
+        query: str = "omit",
+        slow_request_ms: float = 1000.0,
+        trusted_proxies: Sequence[str] = (),
+        user_agent_max: int = 256,
+        stream: JsonStream | None = None,
+    ) -> None:
+        if query not in ("omit", "redact"):
+            raise ValueError(f"query must be 'omit' or 'redact', got {query!r}")
+        self.app = app
+        self.exclude = frozenset(exclude_paths)
+        self.keep_query = query == "redact"
+        self.slow_s = slow_request_ms / 1000.0 if slow_request_ms > 0 else float("inf")
+        self.networks = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        self.user_agent_max = user_agent_max
+        self.logger_name = logger_name
+        self.stream = stream
+        self._log = _loguru.bind(_ops_logger=logger_name, _ops_kind=ACCESS_KIND).opt(depth=1)
+        self._trust_memo: dict[str, bool] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if path in self.exclude or (
+            root_path and path.startswith(root_path) and path[len(root_path) :] in self.exclude
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        start = _perf()
+        status = 0
+        first_byte = 0.0
+        response_size = 0
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status, first_byte, response_size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                # The status line and headers are the response's first bytes on the wire.
+                first_byte = _perf()
+            elif message["type"] == "http.response.body":
+                response_size += len(message.get("body", b""))
+            await send(message)
+
+        holder: dict[str, Any] = {}
+        token = request_holder.set(holder)
+        error: BaseException | None = None
+        try:
+            await self.app(scope, receive, send_observed)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            try:
+                self._write(scope, root_path, start, status, first_byte, response_size, holder, error)
+            finally:
+                request_holder.reset(token)
+
+    def _write(
+        self,
+        scope: Scope,
+        root_path: str,
+        start: float,
+        status: int,
+        first_byte: float,
+        response_size: int,
+        holder: dict[str, Any],
+        error: BaseException | None,
+    ) -> None:
+        end = _perf()
+        duration = end - start
+        if not status:
+            status = CANCELLED_STATUS if isinstance(error, CancelledError) else 500
+        user_agent = None
+        request_size = None
+        forwarded: list[bytes] = []
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                user_agent = value.decode("latin-1")[: self.user_agent_max]
+            elif name == b"content-length":
+                request_size = int(value) if value.isdigit() else None
+            elif name == b"x-forwarded-for" or name == b"forwarded":
+                forwarded.append(name + b"\x00" + value)
+        client = scope.get("client")
+        host = client[0] if client else None
+        if forwarded and host is not None and self.networks:
+            host = client_address(host, forwarded, self._trusted)
+        method = scope["method"]
+        path = scope["path"]
+        fields: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(duration * 1000.0, 3),
+            "ttfb_ms": round((first_byte - start) * 1000.0, 3) if first_byte else None,
+            "request_size": request_size,
+            "response_size": response_size,
+            "client": host,
+            "user_agent": user_agent,
+            "http_version": scope.get("http_version"),
+        }
+        route = route_template(scope, root_path)
+        if route is not None:
+            fields["route"] = route
+        if self.keep_query:
+            raw = scope.get("query_string")
+            if raw:
+                fields["query"] = unquote_plus(raw.decode("latin-1"))
+        # Values the app supplied (any type) go through the renderer's full cleaning, not as trusted.
+        extra: dict[str, Any] | None = None
+        if "user_id" not in holder:
+            user_id = _user_id(scope)
+            if user_id is not None:
+                extra = {"user_id": user_id}
+        level = "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
+        if duration >= self.slow_s:
+            fields["slow"] = True
+            if level == "INFO":
+                level = "WARNING"
+        exc = error if error is not None and not isinstance(error, CancelledError) else None
+        if exc is not None:
+            fields["error"] = type(exc).__name__
+        stream = self.stream or _setup.active
+        if stream is not None:
+            message = f"{method} {path} {status}"
+            stream.emit(
+                level, self.logger_name, message, extra, depth=0, exc_info=exc, kind=ACCESS_KIND, trusted=fields
+            )
+            return
+        # No JSON stream installed (the middleware used on its own): through loguru, whose
+        # message formatting needs the braces of the path doubled.
+        message = f"{method} {path} {status}".replace("{", "{{").replace("}", "}}")
+        self._log.opt(exception=exc).log(level, message, **fields, **(extra or {}))
+
+    def _trusted(self, host: str) -> bool:
+        found = self._trust_memo.get(host)
+        if found is None:
+            try:
+                address = ipaddress.ip_address(host)
+                found = any(address in network for network in self.networks)
+            except ValueError:
+                found = False
+            if len(self._trust_memo) < _MEMO_LIMIT:
+                self._trust_memo[host] = found
+        return found
+
+
+def client_address(peer: str, forwarded: Sequence[bytes], trusted: Any) -> str:
+    """The client behind trusted proxies: walk the forwarded chain from the right, skipping trusted hops.
+
+    ``forwarded`` holds ``name + b"\\0" + value`` of each ``X-Forwarded-For`` / ``Forwarded`` header
+    in order; ``trusted(host)`` says whether a hop is one of ours. An untrusted ``peer`` is the
+    client whatever the headers say (they may be forged).
+    """
+    if not trusted(peer):
+        return peer
+    hops: list[str] = []
+    for item in forwarded:
+        name, _, value = item.partition(b"\x00")
+        text = value.decode("latin-1")
+        if name == b"forwarded":
+            for element in text.split(","):
+                for pair in element.split(";"):
+                    key, _, val = pair.strip().partition("=")
+                    if key.lower() == "for":
+                        hops.append(_strip_port(val.strip().strip('"')))
+        else:
+            hops.extend(h.strip() for h in text.split(",") if h.strip())
+    client = peer
+    for hop in reversed(hops):
+        client = hop
+        if not trusted(hop):
+            break
+    return client
+
+
+def _strip_port(value: str) -> str:
+    if value.startswith("["):  # [2001:db8::1]:4711
+        return value[1:].partition("]")[0]
+    if value.count(":") == 1:  # 192.0.2.1:4711
+        return value.partition(":")[0]
+    return value
+
+
+def _user_id(scope: Scope) -> Any:
+    state = scope.get("state")
+    if state:
+        user_id = state.get("user_id")
+        if user_id is not None:
+            return user_id
+    user = scope.get("user")
+    if user is not None and getattr(user, "is_authenticated", False):
+        identity = getattr(user, "identity", None)
+        return identity if identity is not None else getattr(user, "display_name", None)
+    return None
+
+
+def from_settings(app: ASGIApp, settings: Settings, *, suite: Suite | None = None) -> AccessLogMiddleware:
+    """The ``logging`` entry point: the access log configured from ``[ops_observe.logging.access]``.
+
+    Without ``exclude_paths`` in the settings, the suite's own endpoints (``/health``,
+    ``/metrics``...) are excluded.
+    """
+    section = settings.logging.access
+    exclude = section.exclude_paths
+    if exclude is None:
+        exclude = tuple(suite.endpoints) if suite is not None else ()
+    return AccessLogMiddleware(
+        app,
+        exclude_paths=exclude,
+        query=section.query,
+        slow_request_ms=section.slow_request_ms,
+        trusted_proxies=section.trusted_proxies,
+        user_agent_max=section.user_agent_max,
+    )

@@ -1,0 +1,220 @@
+"""Installing the JSON stream into loguru, and routing the standard library's ``logging`` into it.
+
+loguru's logger and ``logging``'s root are process-wide, so this module keeps exactly one
+installation: :func:`configure` is idempotent (equal settings: nothing happens; other settings:
+the previous installation is replaced), and :func:`reset` puts back everything it changed (loguru's
+default handler, the root logger's handlers and level, the server loggers' handlers).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+
+from ops_observe.logging.render import JsonRenderer
+from ops_observe.logging.stream import (
+    LEVELS,
+    CallableWriter,
+    FileWriter,
+    JsonStream,
+    LoguruWriter,
+    StreamWriter,
+    Writer,
+)
+from ops_observe.redaction import get_redactor
+from ops_observe.sections.logging import LoggingSettings
+from ops_observe.sections.root import Settings
+
+__all__ = ["SERVER_LOGGERS", "InterceptHandler", "active", "build_stream", "configure", "reset"]
+
+SERVER_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "gunicorn.error",
+    "gunicorn.access",
+    "hypercorn.error",
+    "hypercorn.access",
+)
+"""Loggers that servers give their own handlers; theirs are taken off so they propagate to ours."""
+
+active: JsonStream | None = None
+"""The installed stream, read by the suite's loggers and the access log on each line; ``None`` before
+:func:`configure` (their lines then go through ``loguru.logger``)."""
+
+# The attributes every LogRecord has; anything else came from ``extra={...}`` and becomes a field.
+_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+class InterceptHandler(logging.Handler):
+    """A ``logging`` handler that re-emits each record through loguru, into the JSON stream.
+
+    The record's logger name, source location, ``extra`` fields and exception are kept; the line
+    gets the same context (correlation id, log context, span) as a loguru line written there.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            try:
+                message = record.getMessage()
+            except Exception:  # a bad %-format in some library must not lose the line
+                message = f"{record.msg!r} % {record.args!r}"
+            level: str | int = record.levelname if record.levelname in LEVELS else record.levelno
+            fields = {k: v for k, v in record.__dict__.items() if k not in _RECORD_ATTRS}
+            exc = record.exc_info if record.exc_info and record.exc_info[0] is not None else None
+            logger.opt(exception=exc).bind(
+                _ops_logger=record.name, _ops_source=(record.filename, record.lineno, record.funcName), **fields
+            ).log(level, message)
+        except Exception:
+            self.handleError(record)
+
+
+@dataclass
+class _Installation:
+    section: LoggingSettings
+    service: str
+    sink: Any
+    stream: JsonStream
+    handler_id: int
+    removed_default: bool
+    root_handlers: list[logging.Handler] | None = None
+    root_level: int = logging.WARNING
+    server_loggers: dict[str, tuple[list[logging.Handler], bool]] = field(default_factory=dict)
+
+
+_installed: _Installation | None = None
+_lock = threading.Lock()
+
+
+def configure(settings: Settings, *, sink: Any = None) -> JsonStream:
+    """Install the JSON stream configured by ``settings.logging``; returns it.
+
+    Args:
+        settings: The root settings (``service_name`` goes on every line as ``service``).
+        sink: Overrides ``settings.logging.sink``: a text stream (anything with ``write``), a
+            function taking each line, or a path. For tests and benchmarks.
+    """
+    global _installed, active
+    section = settings.logging
+    with _lock:
+        if (
+            _installed is not None
+            and _installed.section == section
+            and _installed.service == settings.service_name
+            and _installed.sink is sink
+        ):
+            return _installed.stream
+        # Replacing an installation: loguru's default handler stays removed (it was ours to remove).
+        removed_default = _reset_locked(restore_default=False)
+        stream = build_stream(settings, sink=sink)
+        renderer = stream.renderer
+        removed_default = _remove_default_handler() or removed_default
+        # loguru's own exception rendering shows local variables (diagnose): PII. Exceptions are
+        # rendered as fields by the renderer instead.
+        handler_id = logger.add(
+            stream.sink, level=section.level, format=renderer.format, colorize=False, backtrace=False, diagnose=False
+        )
+        installation = _Installation(section, settings.service_name, sink, stream, handler_id, removed_default)
+        if section.stdlib:
+            _route_stdlib(installation, LEVELS[section.level])
+        _installed = installation
+        active = stream
+        return stream
+
+
+def build_stream(settings: Settings, *, sink: Any = None) -> JsonStream:
+    """A JSON stream configured by ``settings.logging``, not installed: for tests and benchmarks,
+    or to hand to a middleware or logger explicitly. ``sink`` as in :func:`configure`."""
+    section = settings.logging
+    renderer = JsonRenderer(
+        redactor=get_redactor(section),
+        max_field_length=section.max_field_length,
+        max_line_length=section.max_line_length,
+        source=section.source,
+        service=settings.service_name,
+    )
+    return JsonStream(renderer, _writer(section, sink), section.level)
+
+
+def reset() -> None:
+    """Remove the JSON stream and restore loguru and ``logging`` as they were before :func:`configure`."""
+    with _lock:
+        _reset_locked()
+
+
+def _writer(section: LoggingSettings, sink: Any) -> Writer:
+    if sink is not None and not isinstance(sink, str):
+        return StreamWriter(sink) if hasattr(sink, "write") else CallableWriter(sink)
+    target = sink if sink is not None else section.sink
+    file_options = {
+        name: _number_or_text(value)
+        for name in ("rotation", "retention", "compression")
+        if (value := getattr(section, name)) is not None
+    }
+    std = target in ("stdout", "stderr")
+    if section.enqueue or (file_options and not std):
+        if std:
+            return LoguruWriter(getattr(sys, target), enqueue=section.enqueue)
+        return LoguruWriter(target, enqueue=section.enqueue, encoding="utf-8", **file_options)
+    if std:
+        return StreamWriter(std=target)
+    return FileWriter(target)
+
+
+def _reset_locked(*, restore_default: bool = True) -> bool:
+    """Undo the installation; returns whether loguru's default handler is still to be put back."""
+    global _installed, active
+    installation, _installed = _installed, None
+    active = None
+    if installation is None:
+        return False
+    try:
+        logger.remove(installation.handler_id)
+    except ValueError:  # someone called logger.remove() already
+        pass
+    installation.stream.complete()
+    installation.stream.close()
+    if installation.root_handlers is not None:
+        root = logging.getLogger()
+        root.handlers = installation.root_handlers
+        root.setLevel(installation.root_level)
+    for name, (handlers, propagate) in installation.server_loggers.items():
+        named = logging.getLogger(name)
+        named.handlers = handlers
+        named.propagate = propagate
+    if installation.removed_default and restore_default:
+        logger.add(sys.stderr)
+        return False
+    return installation.removed_default
+
+
+def _remove_default_handler() -> bool:
+    # loguru starts with handler 0 writing plain text to stderr: one stream means JSON only.
+    try:
+        logger.remove(0)
+    except ValueError:
+        return False
+    return True
+
+
+def _route_stdlib(installation: _Installation, level: int) -> None:
+    root = logging.getLogger()
+    installation.root_handlers = list(root.handlers)
+    installation.root_level = root.level
+    root.handlers = [InterceptHandler()]
+    root.setLevel(level)
+    for name in SERVER_LOGGERS:
+        named = logging.getLogger(name)
+        installation.server_loggers[name] = (list(named.handlers), named.propagate)
+        named.handlers = []
+        named.propagate = True
+
+
+def _number_or_text(value: str) -> Any:
+    # loguru reads an int retention as "keep N files"; TOML gives strings for "10 days" and "5" alike.
+    return int(value) if value.isdigit() else value

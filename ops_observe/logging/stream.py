@@ -1,0 +1,230 @@
+"""The JSON stream: a renderer, a level and a writer; the fast path of the suite's own lines.
+
+Lines come in two ways and leave through one writer, so they interleave in order:
+
+- the suite's own API (``get_logger(...)`` loggers, the access log) calls :meth:`JsonStream.emit`,
+  which renders and writes straight away: no loguru record is built for them, which is most of
+  what a loguru call costs (see ``docs/logging.md``, Speed);
+- everything written with ``loguru.logger`` (and, through :class:`~ops_observe.logging.setup.InterceptHandler`,
+  with the standard library's ``logging``) reaches loguru's handler, whose ``format`` is the same
+  renderer and whose sink is the same writer.
+
+Writers: ``stdout`` / ``stderr`` / a plain file are written directly under a lock. With
+``enqueue``, ``rotation``, ``retention`` or ``compression`` the writer is a loguru file or stream
+sink of its own (a separate loguru core), so these behave exactly as loguru documents them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ops_observe.logging.render import JsonRenderer
+
+__all__ = ["LEVELS", "CallableWriter", "FileWriter", "JsonStream", "LoguruWriter", "StreamWriter", "Writer"]
+
+LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "SUCCESS": 25, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+"""loguru's level numbers by name."""
+
+_NAMES = {number: name for name, number in LEVELS.items()}
+_time_ns = time.time_ns
+_getframe = sys._getframe
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def ascii_json(line: str) -> str:
+    """``line`` with every non-ASCII character \\u-escaped: the same JSON, in ASCII only (non-ASCII
+    characters only ever occur inside JSON strings, where such escapes are valid)."""
+    return _NON_ASCII.sub(lambda m: json.dumps(m[0]).strip('"'), line)
+
+
+class Writer(Protocol):
+    """Where finished lines go."""
+
+    def write(self, line: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StreamWriter:
+    """Writes to a text stream, or to ``sys.stdout`` / ``sys.stderr`` looked up at each write (so
+    pytest's capture and ``redirect_stdout`` are followed), flushing each line."""
+
+    def __init__(self, stream: Any = None, *, std: str | None = None) -> None:
+        self.stream = stream
+        self.std = std
+        self._lock = threading.Lock()
+
+    def write(self, line: str) -> None:
+        stream = self.stream if self.std is None else getattr(sys, self.std)
+        with self._lock:
+            try:
+                stream.write(line)
+            except UnicodeEncodeError:  # a stream that cannot take UTF-8 (LANG=C): \u escapes
+                stream.write(ascii_json(line))
+            stream.flush()
+
+    def close(self) -> None:
+        """Streams belong to whoever opened them: nothing to close."""
+
+
+class FileWriter(StreamWriter):
+    """Appends to a file (UTF-8), created with its folders if missing; closed by :meth:`close`."""
+
+    def __init__(self, path: str) -> None:
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        super().__init__(open(path, "a", encoding="utf-8"))
+
+    def close(self) -> None:
+        with self._lock:
+            self.stream.close()
+
+
+class CallableWriter:
+    """Hands each line (with its newline) to a function: for tests and custom transports."""
+
+    def __init__(self, function: Callable[[str], Any]) -> None:
+        self.function = function
+
+    def write(self, line: str) -> None:
+        self.function(line)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class LoguruWriter:
+    """A loguru sink (file with rotation/retention/compression, stream, queue) on a loguru core of
+    its own, fed finished lines with ``opt(raw=True)``: loguru's sink features, none of its formatting."""
+
+    def __init__(self, target: Any, **options: Any) -> None:
+        self.logger = _independent_logger()
+        self.handler_id = self.logger.add(target, format="{message}", level=0, colorize=False, **options)
+        self._raw = self.logger.opt(raw=True)
+
+    def write(self, line: str) -> None:
+        self._raw.log("INFO", line)
+
+    def complete(self) -> None:
+        """Wait until queued lines are written (``enqueue``)."""
+        self.logger.complete()
+
+    def close(self) -> None:
+        self.logger.remove(self.handler_id)
+
+
+def _independent_logger() -> Any:
+    # loguru documents copy.deepcopy(logger) for a logger with its own handlers, but the copy fails
+    # once a handler holds a stream. This is how loguru builds its own global logger.
+    from loguru._logger import Core, Logger
+
+    return Logger(  # type: ignore[no-untyped-call]
+        core=Core(),  # type: ignore[no-untyped-call]
+        exception=None,
+        depth=0,
+        record=False,
+        lazy=False,
+        colors=False,
+        raw=False,
+        capture=True,
+        patchers=[],
+        extra={},
+    )
+
+
+class JsonStream:
+    """The process's JSON stream: what :func:`ops_observe.logging.setup.configure` installs.
+
+    Args:
+        renderer: Turns records into lines.
+        writer: Receives each line, newline included.
+        level: The lowest level written (a loguru level name).
+    """
+
+    def __init__(self, renderer: JsonRenderer, writer: Writer, level: str = "INFO") -> None:
+        self.renderer = renderer
+        self.writer = writer
+        self.level = level
+        self.levelno = LEVELS[level]
+
+    def enabled(self, level: str | int) -> bool:
+        """Whether a line at ``level`` would be written."""
+        number = level if isinstance(level, int) else LEVELS.get(level, 0)
+        return number >= self.levelno
+
+    def emit(
+        self,
+        level: str | int,
+        logger: str,
+        message: Any,
+        fields: Any = None,
+        *,
+        depth: int = 1,
+        exc_info: Any = None,
+        kind: str | None = None,
+        source: tuple[str, int, str] | None = None,
+        trusted: Any = None,
+    ) -> None:
+        """Render and write one line, unless ``level`` is below the stream's.
+
+        ``depth`` says whose source location goes on the line: 1 is the function that called
+        this method, 2 its caller, and so on; 0 leaves the source out, and an explicit ``source``
+        wins. ``trusted`` fields skip the key checks (:meth:`JsonRenderer.trusted`). ``exc_info``
+        is ``True`` (the exception being handled), an exception, or a ``(type, value, traceback)``.
+        """
+        if isinstance(level, str):
+            if LEVELS.get(level, 0) < self.levelno:
+                return
+        else:
+            if level < self.levelno:
+                return
+            level = _NAMES.get(level) or f"Level {level}"
+        if source is None and depth and self.renderer.source:
+            frame = _getframe(depth)
+            code = frame.f_code
+            source = (_basename(code.co_filename), frame.f_lineno, code.co_name)
+        if exc_info is True:
+            exc_info = sys.exc_info()
+        elif isinstance(exc_info, BaseException):
+            exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+        now = _time_ns()
+        second, nanos = divmod(now, 1_000_000_000)
+        line = self.renderer.line(
+            second, nanos // 1000, str(level), logger, message, fields, source, exc_info or None, kind, trusted
+        )
+        self.writer.write(line + "\n")
+
+    def sink(self, message: Any) -> None:
+        """loguru's sink for the records of ``loguru.logger`` and ``logging`` (already rendered)."""
+        self.writer.write(str(message))
+
+    def complete(self) -> None:
+        """Wait until every queued line is written."""
+        complete = getattr(self.writer, "complete", None)
+        if complete is not None:
+            complete()
+
+    def close(self) -> None:
+        """Close the writer (files); the stream must not be used afterwards."""
+        self.writer.close()
+
+
+_basenames: dict[str, str] = {}
+
+
+def _basename(path: str) -> str:
+    name = _basenames.get(path)
+    if name is None:
+        name = os.path.basename(path)
+        if len(_basenames) < 4096:
+            _basenames[path] = name
+    return name
