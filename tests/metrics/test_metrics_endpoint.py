@@ -112,14 +112,22 @@ def test_separate_port_with_lifespan() -> None:
     try:
         call(app, "/x")
         request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": "Bearer t0k"})
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=10) as response:
             text = response.read().decode()
         assert value(text, f"{NS}_http_requests_total", method="GET", endpoint="<unmatched>", status="200") == 2
         with pytest.raises(urllib.error.HTTPError) as denied:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10)  # noqa: S310 - loopback
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10)
         assert denied.value.code == 403
         denied.value.close()
     finally:
         run(app.suite.shutdown())
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
+
+
+def test_serves_what_other_features_register_on_the_registry() -> None:
+    from prometheus_client import Counter
+
+    app = wrap(hello)
+    Counter("svc_feature_probe", "a metric another feature registered", registry=app.suite.registry).inc(7)
+    assert value(scrape(app), "svc_feature_probe_total") == 7
