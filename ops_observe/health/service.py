@@ -71,12 +71,13 @@ class HealthService:
         token = self.health.detailed_token
         self._token = token.encode() if token else None
         self._sigterm = _SigtermDrain(self, self.health.drain_seconds)
+        # Here rather than at lifespan start-up: not every server runs the lifespan protocol.
+        system.prime_cpu_percent()
 
     # -- lifespan ---------------------------------------------------------------------------------
 
     def startup(self) -> None:
-        """Lifespan start-up: prime the CPU counters and catch SIGTERM for draining."""
-        system.prime_cpu_percent()
+        """Lifespan start-up: catch SIGTERM for draining."""
         if self.health.handle_sigterm:
             self._sigterm.install()
 
