@@ -48,8 +48,9 @@ CORRELATION_ATTRIBUTE = "correlation_id"
 REDACTED = "REDACTED"
 _METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")}
 _URL_KEYS = ("http.url", "url.full", "url.query", "http.target")
-# Unsampled ids are random: say so (W3C trace context level 2), as the SDK does for its own.
-_UNSAMPLED = TraceFlags(TraceFlags.DEFAULT | getattr(TraceFlags, "RANDOM_TRACE_ID", 0))
+# Root trace ids drawn here are random: say so (W3C trace context level 2), as the SDK does.
+_RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+_ROOT_FLAGS = {False: TraceFlags(_RANDOM), True: TraceFlags(TraceFlags.SAMPLED | _RANDOM)}
 
 
 class _HeadersGetter(Getter[Sequence[tuple[bytes, bytes]]]):
@@ -153,7 +154,8 @@ class TracingMiddleware:
                 finally:
                     handoff.reset(token)
             else:
-                await self._unsampled(scope, receive, send, parent_context, parent, trace_id)
+                flags = parent.trace_flags if parent.is_valid else _ROOT_FLAGS[sampled]
+                await self._unsampled(scope, receive, send, parent_context, parent, trace_id, flags)
         finally:
             runtime_var.reset(runtime_token)
 
@@ -229,10 +231,15 @@ class TracingMiddleware:
         parent_context: Context | None,
         parent: SpanContext,
         trace_id: int,
+        flags: TraceFlags,
     ) -> None:
-        """Run a request the sampler drops, with real ids; record its server span only if it fails."""
+        """Run a request that records nothing, with real ids; record its server span only if it fails.
+
+        ``flags`` go downstream: unsampled, except with no exporter (``record`` off), where the
+        sampling decision is passed on for the services after this one to follow.
+        """
         span_id = random.getrandbits(64) or 1
-        span_context = SpanContext(trace_id, span_id, False, _UNSAMPLED, parent.trace_state)
+        span_context = SpanContext(trace_id, span_id, False, flags, parent.trace_state)
         token = context_api.attach(trace.set_span_in_context(NonRecordingSpan(span_context), parent_context))
         if not self.record:
             try:

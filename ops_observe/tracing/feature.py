@@ -45,7 +45,7 @@ def install(suite: Suite) -> None:
 
     runtime = build_runtime(settings, on_drop=on_drop)
     if settings.tracing.instrument:
-        instrument(settings.tracing.instrument, settings.source)
+        instrument(settings.tracing.instrument, settings.source, runtime.propagator)
     suite.state[STATE_KEY] = runtime
     set_latest(runtime)
 

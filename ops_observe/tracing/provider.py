@@ -166,11 +166,20 @@ def set_latest(runtime: TracingRuntime) -> None:
     _latest[:] = [runtime]
 
 
-def build_runtime(settings: Settings, *, on_drop: OnDrop | None = None) -> TracingRuntime:
-    """Build the provider, exporter queue and propagator of one app; raises :class:`SettingsError`."""
+def build_runtime(
+    settings: Settings, *, on_drop: OnDrop | None = None, exporter: SpanExporter | None = None
+) -> TracingRuntime:
+    """Build the provider, exporter queue and propagator of one app; raises :class:`SettingsError`.
+
+    Args:
+        settings: The root settings (``tracing`` section, service identity, redaction).
+        on_drop: Called ``on_drop(reason, count)`` for spans lost before export.
+        exporter: Export there instead of the exporter the settings name (tests, benchmarks).
+    """
     config = resolve(settings)
     propagator = build_propagator(config.propagators, settings.source)
-    exporter = build_exporter(config, settings.source)
+    if exporter is None:
+        exporter = build_exporter(config, settings.source)
     resource = build_resource(settings)
     provider = TracerProvider(
         sampler=ErrorKeepingSampler(config.sample_ratio),
@@ -266,11 +275,13 @@ def build_propagator(names: Sequence[str], source: str) -> TextMapPropagator:
     return CompositePropagator(propagators)
 
 
-def instrument(names: Sequence[str], source: str) -> None:
+def instrument(names: Sequence[str], source: str, propagator: TextMapPropagator | None = None) -> None:
     """Auto-instrument the named libraries, tracing into the current runtime's provider.
 
     Instrumentation patches the library for the whole process, once: a second wrapped app shares
-    it, and its spans go to the provider of whichever app serves the request.
+    it, and its spans go to the provider of whichever app serves the request. The instrumented
+    clients inject the process-global propagator into outgoing calls, so ``propagator`` (the app's)
+    becomes the global one.
     """
     instrumentors = []
     for name in names:
@@ -281,6 +292,10 @@ def instrument(names: Sequence[str], source: str) -> None:
             problem = MISSING_PACKAGE.format(what=f"instrument = [{name!r}]", package=package, extra="")
             raise SettingsError(source, "tracing.instrument", problem) from exc
         instrumentors.append(getattr(module, class_name)())
+    if propagator is not None:
+        from opentelemetry.propagate import set_global_textmap
+
+        set_global_textmap(propagator)
     for instrumentor in instrumentors:  # only once every package is known to be there
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=CurrentTracerProvider())

@@ -220,3 +220,25 @@ def test_message_spans_are_off_by_default_and_on_by_setting(collector: ZipkinCol
     run_requests(wrap(tracing_settings(collector, message_spans=True)), ("/items/2", {}))
     spans = collector.wait_for(3)
     assert any(s["name"].lower().endswith("http send") for s in spans), [s["name"] for s in spans]
+
+
+def test_httpx_auto_instrumentation_adds_client_spans_when_enabled(collector: ZipkinCollector) -> None:
+    import httpx
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    async def call_out(request: Request) -> PlainTextResponse:
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(collector.endpoint, content=b"[]", headers={"content-type": "application/json"})
+        return PlainTextResponse(str(answer.status_code))
+
+    try:
+        app = wrap(tracing_settings(collector, instrument=["httpx"]), starlette_app([Route("/call", call_out)]))
+        (response,) = run_requests(app, ("/call", {}))
+    finally:
+        HTTPXClientInstrumentor().uninstrument()
+    assert response.text == "202"
+    spans = collector.wait_for(2)
+    (server,) = [s for s in spans if s["kind"] == "SERVER"]
+    (client,) = [s for s in spans if s["kind"] == "CLIENT"]
+    assert client["parentId"] == server["id"] and client["traceId"] == server["traceId"]
+    assert client["name"].upper().startswith("POST")

@@ -197,3 +197,20 @@ def restore_logging() -> Iterator[None]:
 def wrap(settings: dict[str, Any], app: Any = None) -> Any:
     """``ops_observe.wrap`` of the test app (or ``app``)."""
     return ops_observe.wrap(app if app is not None else starlette_app(), settings=settings)
+
+
+def memory_runtime(**tracing: Any) -> tuple[Any, Any]:
+    """A real tracing runtime exporting to the SDK's in-memory exporter: ``(runtime, exporter)``.
+
+    Spans reach the exporter through the export queue's thread: call ``runtime.flush()`` first.
+    """
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from ops_observe.settings import load_settings
+    from ops_observe.tracing.provider import build_runtime, set_latest
+
+    exporter = InMemorySpanExporter()
+    section = {"exporter": "console", "schedule_delay": 0.05, **tracing}
+    runtime = build_runtime(load_settings({"service_name": "shop", "tracing": section}), exporter=exporter)
+    set_latest(runtime)
+    return runtime, exporter

@@ -1,0 +1,175 @@
+"""The tracing middleware on its own: pass-through scopes, the up-front sampling decision, ids, propagation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from tracing_support import memory_runtime, restore_logging, starlette_app  # noqa: F401 - restore_logging is a fixture
+
+from ops_observe import get_span_id, get_trace_id
+from ops_observe.middleware.tracing import TracingMiddleware
+from ops_observe.types import Message, Receive, Scope, Send
+
+
+def run(app: Any, *requests: tuple[str, dict[str, Any]]) -> list[httpx.Response]:
+    async def go() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+            return [await client.get(path, **kwargs) for path, kwargs in requests]
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("scope_type", ["lifespan", "websocket"])
+def test_lifespan_and_websocket_pass_straight_through(scope_type: str) -> None:
+    seen: list[tuple[Scope, Receive, Send]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append((scope, receive, send))
+
+    async def receive() -> Message:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Message) -> None:
+        return None
+
+    runtime, _ = memory_runtime()
+    scope = {"type": scope_type, "path": "/ws", "headers": []}
+    asyncio.run(TracingMiddleware(app, runtime=runtime)(scope, receive, send))
+    assert seen == [(scope, receive, send)]  # the very same objects: nothing wrapped
+    runtime.shutdown()
+
+
+def test_an_excluded_path_passes_straight_through() -> None:
+    seen: list[Send] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(send)
+
+    async def send(message: Message) -> None:
+        return None
+
+    runtime, exporter = memory_runtime()
+    middleware = TracingMiddleware(app, runtime=runtime, exclude_paths=["/metrics"])
+    asyncio.run(middleware({"type": "http", "path": "/metrics", "headers": []}, send, send))  # type: ignore[arg-type]
+    assert seen == [send]
+    runtime.flush()
+    assert exporter.get_finished_spans() == ()
+    runtime.shutdown()
+
+
+def _echo_ids_app() -> Any:
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def ids(request: Request) -> JSONResponse:
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier)
+        return JSONResponse({"trace_id": get_trace_id(), "span_id": get_span_id(), "outgoing": carrier})
+
+    return starlette_app([Route("/ids", ids)])
+
+
+@pytest.mark.parametrize("exporter", ["console", "none"])
+def test_an_unsampled_request_still_has_ids_and_propagates_them_unsampled(exporter: str) -> None:
+    runtime, memory = memory_runtime(sample_ratio=0.0)
+    if exporter == "none":
+        runtime.record = False
+    app = TracingMiddleware(_echo_ids_app(), runtime=runtime)
+    (response,) = run(app, ("/ids", {}))
+    body = response.json()
+    assert len(body["trace_id"]) == 32 and len(body["span_id"]) == 16
+    version, trace_id, span_id, flags = body["outgoing"]["traceparent"].split("-")
+    assert (trace_id, span_id) == (body["trace_id"], body["span_id"])
+    assert int(flags, 16) & 1 == 0  # not sampled
+    runtime.flush()
+    assert memory.get_finished_spans() == ()
+    runtime.shutdown()
+
+
+def test_an_unsampled_incoming_parent_keeps_its_trace_id_downstream() -> None:
+    runtime, memory = memory_runtime(sample_ratio=1.0)
+    app = TracingMiddleware(_echo_ids_app(), runtime=runtime)
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    (response,) = run(app, ("/ids", {"headers": {"traceparent": parent}}))
+    body = response.json()
+    assert body["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert body["outgoing"]["traceparent"].endswith("-00")
+    runtime.flush()
+    assert memory.get_finished_spans() == ()
+    runtime.shutdown()
+
+
+def test_a_failed_unsampled_request_is_recorded_with_the_ids_the_request_saw() -> None:
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def broken(request: Request) -> JSONResponse:
+        return JSONResponse({"trace_id": get_trace_id(), "span_id": get_span_id()}, status_code=502)
+
+    runtime, memory = memory_runtime(sample_ratio=0.0)
+    app = TracingMiddleware(starlette_app([Route("/orders/{order_id}", broken)]), runtime=runtime)
+    (response,) = run(app, ("/orders/9", {}))
+    runtime.flush()
+    (span,) = memory.get_finished_spans()
+    assert format(span.context.trace_id, "032x") == response.json()["trace_id"]
+    assert format(span.context.span_id, "016x") == response.json()["span_id"]
+    assert span.kind is SpanKind.SERVER and span.parent is None
+    assert span.name == "GET /orders/{order_id}"
+    assert span.attributes["http.route"] == "/orders/{order_id}"
+    assert span.attributes["http.status_code"] == 502
+    assert span.status.is_ok is False
+    assert span.start_time < span.end_time
+    runtime.shutdown()
+
+
+def test_an_unmatched_path_is_named_by_method_only() -> None:
+    runtime, memory = memory_runtime()
+    run(TracingMiddleware(starlette_app(), runtime=runtime), ("/no/such/thing/42", {}))
+    runtime.flush()
+    (span,) = memory.get_finished_spans()
+    assert span.name == "GET"
+    assert "http.route" not in span.attributes
+    runtime.shutdown()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    trace_id=st.integers(min_value=1, max_value=2**128 - 1),
+    span_id=st.integers(min_value=1, max_value=2**64 - 1),
+    sampled=st.booleans(),
+    ratio=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+)
+def test_the_up_front_decision_is_the_parent_based_ratio_samplers(
+    trace_id: int, span_id: int, sampled: bool, ratio: float
+) -> None:
+    """Whatever the incoming context, a successful request is recorded iff the stock sampler keeps it."""
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    runtime, memory = memory_runtime(sample_ratio=ratio)
+    header = f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
+    run(TracingMiddleware(starlette_app(), runtime=runtime), ("/items/1", {"headers": {"traceparent": header}}))
+    runtime.flush()
+    parent = NonRecordingSpan(SpanContext(trace_id, span_id, True, TraceFlags(int(sampled))))
+    stock = ParentBased(TraceIdRatioBased(ratio)).should_sample(set_span_in_context(parent), trace_id, "GET")
+    assert bool(memory.get_finished_spans()) == stock.decision.is_sampled()
+    runtime.shutdown()
+
+
+def test_roots_are_kept_at_about_the_ratio() -> None:
+    runtime, memory = memory_runtime(sample_ratio=0.5)
+    run(TracingMiddleware(starlette_app(), runtime=runtime), *[("/items/1", {})] * 400)
+    runtime.flush()
+    kept = len(memory.get_finished_spans())
+    assert 140 <= kept <= 260  # 400 draws at p = 0.5: 200 ± 6 standard deviations
+    runtime.shutdown()
