@@ -58,8 +58,10 @@ def django_app() -> Iterator[object]:
     from django.conf import settings as django_settings
 
     if not django_settings.configured:
+        # Django is configured once per process; the same settings as tests/spine/test_app.py
+        # (which configures only when nobody did), so that either test may run first.
         django_settings.configure(
-            DEBUG=False, ROOT_URLCONF="metrics_django_urls", ALLOWED_HOSTS=["*"], SECRET_KEY="test-only", USE_TZ=True
+            DEBUG=False, ROOT_URLCONF="django_urls", ALLOWED_HOSTS=["*"], SECRET_KEY="test-only", USE_TZ=True
         )
         django.setup()
     from django.core.asgi import get_asgi_application
