@@ -66,12 +66,16 @@ def main() -> None:
             stock_app, provider = stock(ratio)
             apps[f"opentelemetry-instrumentation-asgi, ratio {ratio}"] = stock_app
             closers.append(provider.shutdown)
+    unsampled_parent = [(b"traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")]
     try:
         results = measure(apps, path="/items/42")  # type: ignore[arg-type]
+        with_parent = measure(apps, path="/items/42", headers=unsampled_parent)  # type: ignore[arg-type]
     finally:
         for close in closers:
             close()
     print(report("Tracing, GET /items/42 (200), no incoming trace context", results))
+    print()
+    print(report("Tracing, GET /items/42 (200), incoming unsampled `traceparent` (every app drops it)", with_parent))
     print()
     for ratio in (1.0, 0.1):
         base = results["bare"]

@@ -242,3 +242,59 @@ def test_httpx_auto_instrumentation_adds_client_spans_when_enabled(collector: Zi
     (client,) = [s for s in spans if s["kind"] == "CLIENT"]
     assert client["parentId"] == server["id"] and client["traceId"] == server["traceId"]
     assert client["name"].upper().startswith("POST")
+
+
+def test_otlp_http_protobuf_export_to_a_loopback_receiver() -> None:
+    from tracing_support import OtlpReceiver
+
+    receiver = OtlpReceiver()
+    try:
+        app = wrap(tracing_settings(exporter="otlp", otlp_endpoint=receiver.endpoint))
+        run_requests(app, ("/items/5", {}))
+        ((resource, span),) = receiver.spans(1)
+    finally:
+        receiver.close()
+    assert receiver.content_types == ["application/x-protobuf"]
+    assert span.name == "GET /items/{item_id}"
+    attributes = {a.key: a.value.string_value or a.value.int_value for a in span.attributes}
+    assert attributes["http.route"] == "/items/{item_id}"
+    resource_attributes = {a.key: a.value.string_value for a in resource.attributes}
+    assert resource_attributes["service.name"] == "shop"
+    assert resource_attributes["deployment.environment"] == "test"
+
+
+def test_spans_still_queued_at_interpreter_exit_are_flushed(collector: ZipkinCollector, tmp_path: Path) -> None:
+    """No lifespan shutdown at all: the atexit flush sends what the export thread had not sent yet."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "serve_once.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import asyncio, httpx, ops_observe
+            from starlette.applications import Starlette
+            from starlette.responses import PlainTextResponse
+            from starlette.routing import Route
+
+            async def home(request):
+                return PlainTextResponse("ok")
+
+            settings = {{"service_name": "exiting", "logging": {{"sink": "stderr"}},
+                        "tracing": {{"exporter": "zipkin", "zipkin_endpoint": "{collector.endpoint}",
+                                    "schedule_delay": 600}}}}
+            app = ops_observe.wrap(Starlette(routes=[Route("/", home)]), settings=settings)
+
+            async def main():
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                    assert (await client.get("/")).status_code == 200
+
+            asyncio.run(main())
+            """
+        )
+    )
+    subprocess.run([sys.executable, str(script)], check=True, timeout=60, capture_output=True)
+    (span,) = collector.wait_for(1)
+    assert span["localEndpoint"]["serviceName"] == "exiting"

@@ -115,6 +115,64 @@ class ZipkinCollector:
         self.server.server_close()
 
 
+class OtlpReceiver:
+    """A loopback OTLP/HTTP ``POST /v1/traces`` endpoint that decodes the protobuf requests it gets."""
+
+    def __init__(self) -> None:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        self.requests: list[Any] = []
+        self.content_types: list[str] = []
+        self._lock = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                with receiver._lock:
+                    receiver.content_types.append(self.headers.get("content-type", ""))
+                    receiver.requests.append(request)
+                    receiver._lock.notify_all()
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def spans(self, count: int, timeout: float = 10.0) -> list[tuple[Any, Any]]:
+        """``(resource, span)`` pairs received, once there are at least ``count``."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                found = [
+                    (rs.resource, span)
+                    for request in self.requests
+                    for rs in request.resource_spans
+                    for ss in rs.scope_spans
+                    for span in ss.spans
+                ]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pytest.fail(f"the OTLP receiver got {len(found)} spans, expected {count}")
+                self._lock.wait(left)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def free_port() -> int:
     """A loopback port nothing listens on: a dead collector."""
     with socket.socket() as sock:
