@@ -9,11 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from health_fixtures import Blackhole, blackhole_fixture  # noqa: F401 - pytest fixtures
 
 from ops_observe.health import HealthCheck, ServiceUnavailable, ServiceWarning, UnexpectedResult
 from ops_observe.health.checks import DiskCheck, HttpCheck, MemoryCheck, TcpCheck
-
-from conftest import Blackhole
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from health_fixtures import fresh_plugins_fixture, third_party_dist_fixture  # noqa: F401 - pytest fixtures
 from health_support import client, get, wrap
 
 from ops_observe import SettingsError, plugins

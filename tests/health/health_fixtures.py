@@ -1,4 +1,4 @@
-"""Fixtures of the health tests: a blackhole TCP listener and a throwaway third-party check distribution."""
+"""Fixtures of the health tests (imported by the test modules: a conftest.py here would shadow tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ class Blackhole:
             conn.close()
 
 
-@pytest.fixture
-def blackhole() -> Iterator[Blackhole]:
+@pytest.fixture(name="blackhole")
+def blackhole_fixture() -> Iterator[Blackhole]:
     hole = Blackhole()
     try:
         yield hole
@@ -49,8 +49,8 @@ def blackhole() -> Iterator[Blackhole]:
         hole.close()
 
 
-@pytest.fixture
-def fresh_plugins() -> Iterator[None]:
+@pytest.fixture(name="fresh_plugins")
+def fresh_plugins_fixture() -> Iterator[None]:
     """Forget discovered plugins before and after: ``plugins.find`` is cached."""
     plugins.find.cache_clear()
     try:
@@ -59,8 +59,8 @@ def fresh_plugins() -> Iterator[None]:
         plugins.find.cache_clear()
 
 
-@pytest.fixture
-def third_party_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_plugins: None) -> Iterator[Path]:
+@pytest.fixture(name="third_party_dist")
+def third_party_dist_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_plugins: None) -> Iterator[Path]:
     """A throwaway distribution ``acme-health`` registering the check ``acme`` (a fake ``*.dist-info``)."""
     package = tmp_path / "acme_health_check"
     package.mkdir()

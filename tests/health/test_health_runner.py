@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from health_fixtures import Blackhole, blackhole_fixture  # noqa: F401 - pytest fixtures
 from health_support import client, wrap
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,8 +26,6 @@ from ops_observe.health.runner import (
     bind_options,
 )
 from ops_observe.masking import MASK
-
-from conftest import Blackhole
 
 
 class Counting(HealthCheck):

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from health_fixtures import fresh_plugins_fixture  # noqa: F401 - pytest fixtures
 from health_support import get
 
 import ops_observe
