@@ -139,7 +139,11 @@ def _regex_rule(pattern: re.Pattern[str], replacement: str | Callable[[re.Match[
 # -- the built-in text patterns ------------------------------------------------------------------
 
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-_BEARER = re.compile(r"\b(?P<scheme>[Bb]earer|BEARER|[Bb]asic|BASIC)(?P<sp>\s+)(?!\[REDACTED)[A-Za-z0-9._~+/=-]{6,}")
+# A credential has a digit or a symbol in it: "bearer bonds" in prose is left alone.
+_BEARER = re.compile(
+    r"\b(?P<scheme>[Bb]earer|BEARER|[Bb]asic|BASIC)(?P<sp>\s+)(?!\[REDACTED)"
+    r"(?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{6,}"
+)
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*:)(?!\[REDACTED)[^@\s/]+(?=@)")
 _AWS = re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b")
 _AWS_SECRET = re.compile(r"(?i)(?P<head>aws.{0,20}?(?:secret|key).{0,20}?[=:]\s*[\"']?)[A-Za-z0-9/+]{40}\b")
@@ -152,8 +156,15 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)
 # Dashed only: nine bare digits are as likely an order or a phone number. The ranges SSA never
 # issues (000, 666, 9xx; 00; 0000) are left alone.
 _SSN = re.compile(r"(?<![\w-])(?!000|666|9)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])")
-# 13 to 19 digits, optionally grouped by single spaces or dashes; the Luhn check decides.
-_CARD = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)")
+# 13 to 19 digits, run together or grouped as cards print them (4-4-4-4..., Amex 4-6-5, Diners
+# 4-6-4) with one kind of separator; the Luhn check decides. Loose grouping would take dashed
+# numbers that follow each other ("123-45-6789 987-65-4321") for a card.
+_CARD = re.compile(
+    r"(?<![\w.-])(?:\d{13,19}"
+    r"|\d{4}(?P<s>[ -])\d{4}(?:(?P=s)\d{4})(?:(?P=s)\d{1,4}){1,2}"
+    r"|\d{4}(?P<t>[ -])\d{6}(?P=t)\d{4,5})"
+    r"(?![\w-]|\.\d)"
+)
 _VALUE = (
     r"(?P<v>\[REDACTED:[a-z0-9_]+\]|\"(?:[^\"\\]|\\.)*\"|'[^']*'|(?:[Bb]earer|[Bb]asic)\s+[^\s,;&]+|[^\s,;&}\]\"']+)"
 )
@@ -265,7 +276,7 @@ class Redactor:
             or "AIPA" in out
         ):
             out = _AWS.sub("[REDACTED:aws_key]", out)
-        if "gh" in out and ("_" in out):
+        if "gh" in out and "_" in out or "github_pat_" in out:
             out = _GITHUB.sub("[REDACTED:github_token]", out)
         if "_live_" in out or "_test_" in out or "whsec_" in out:
             out = _STRIPE.sub("[REDACTED:stripe_key]", out)
@@ -286,7 +297,7 @@ class Redactor:
 
     def _key_value_replacement(self, m: re.Match[str]) -> str:
         value = m["v"]
-        if value.startswith("[REDACTED") or not self.is_secret_key(m["key"]):
+        if value.startswith("[REDACTED") or value in ('""', "''") or not self.is_secret_key(m["key"]):
             return m[0]
         if value[:1] in "\"'" and len(value) >= 2:
             return m["k"] + m["sep"] + value[0] + self._secret + value[0]

@@ -89,6 +89,7 @@ class _Installation:
 
 _installed: _Installation | None = None
 _lock = threading.Lock()
+_default_id = 0
 
 
 def configure(settings: Settings, *, sink: Any = None) -> JsonStream:
@@ -168,7 +169,7 @@ def _writer(section: LoggingSettings, sink: Any) -> Writer:
 
 def _reset_locked(*, restore_default: bool = True) -> bool:
     """Undo the installation; returns whether loguru's default handler is still to be put back."""
-    global _installed, active
+    global _installed, active, _default_id
     installation, _installed = _installed, None
     active = None
     if installation is None:
@@ -188,15 +189,16 @@ def _reset_locked(*, restore_default: bool = True) -> bool:
         named.handlers = handlers
         named.propagate = propagate
     if installation.removed_default and restore_default:
-        logger.add(sys.stderr)
+        _default_id = logger.add(sys.stderr)
         return False
     return installation.removed_default
 
 
 def _remove_default_handler() -> bool:
     # loguru starts with handler 0 writing plain text to stderr: one stream means JSON only.
+    # (After a reset, the default handler put back has another id, remembered here.)
     try:
-        logger.remove(0)
+        logger.remove(_default_id)
     except ValueError:
         return False
     return True
@@ -206,13 +208,22 @@ def _route_stdlib(installation: _Installation, level: int) -> None:
     root = logging.getLogger()
     installation.root_handlers = list(root.handlers)
     installation.root_level = root.level
-    root.handlers = [InterceptHandler()]
+    # Console handlers would print each line a second time, as plain text: they go. Any other
+    # handler (a file, a log shipper, pytest's capture) keeps receiving the records.
+    root.handlers = [InterceptHandler(), *(h for h in root.handlers if not _is_console(h))]
     root.setLevel(level)
     for name in SERVER_LOGGERS:
         named = logging.getLogger(name)
         installation.server_loggers[name] = (list(named.handlers), named.propagate)
-        named.handlers = []
+        named.handlers = [h for h in named.handlers if not _is_console(h)]
         named.propagate = True
+
+
+def _is_console(handler: logging.Handler) -> bool:
+    return (
+        type(handler) is logging.StreamHandler
+        and getattr(handler, "stream", None) in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+    ) or isinstance(handler, InterceptHandler)
 
 
 def _number_or_text(value: str) -> Any:
