@@ -31,7 +31,15 @@ from opentelemetry.instrumentation.asgi import (
 )
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 
 from ops_observe.correlation import get_correlation_id
 from ops_observe.routes import route_template
@@ -132,13 +140,12 @@ class TracingMiddleware:
         self.record = runtime.record
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.excluded:
+        if scope["type"] != "http" or self._excluded(scope):
             await self.app(scope, receive, send)
             return
         runtime_token = runtime_var.set(self.runtime)
         try:
-            parent_context = self._parent(scope)
-            parent = trace.get_current_span(parent_context).get_span_context()
+            parent_context, parent = self._parent(scope)
             if parent.is_valid:
                 trace_id, sampled = parent.trace_id, parent.trace_flags.sampled
             else:
@@ -159,16 +166,25 @@ class TracingMiddleware:
         finally:
             runtime_var.reset(runtime_token)
 
-    def _parent(self, scope: Scope) -> Context | None:
-        """The parent context: the current span's when one is active, else the request's headers'."""
-        if trace.get_current_span().get_span_context().is_valid:
-            return context_api.get_current()
+    def _excluded(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        if path in self.excluded:
+            return True
+        root: str = scope.get("root_path", "")  # the suite's endpoints are matched below the root path
+        return bool(root) and path.startswith(root) and path[len(root) :] in self.excluded
+
+    def _parent(self, scope: Scope) -> tuple[Context | None, SpanContext]:
+        """The parent context and span: the current span's when one is active, else the headers'."""
+        current = trace.get_current_span().get_span_context()
+        if current.is_valid:
+            return context_api.get_current(), current
         headers = scope["headers"]
         fields = self.fields
         for name, _ in headers:
-            if name in fields:
-                return self.propagator.extract(headers, context=Context(), getter=_getter)
-        return None
+            if name in fields:  # only then is the propagator worth calling
+                extracted = self.propagator.extract(headers, context=Context(), getter=_getter)
+                return extracted, trace.get_current_span(extracted).get_span_context()
+        return None, INVALID_SPAN_CONTEXT
 
     async def _named(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app as the stock middleware calls it: names the server span once routing is done."""

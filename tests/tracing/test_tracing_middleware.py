@@ -173,3 +173,20 @@ def test_roots_are_kept_at_about_the_ratio() -> None:
     kept = len(memory.get_finished_spans())
     assert 140 <= kept <= 260  # 400 draws at p = 0.5: 200 ± 6 standard deviations
     runtime.shutdown()
+
+
+def test_an_excluded_path_below_the_root_path_passes_straight_through() -> None:
+    seen: list[Send] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(send)
+
+    async def send(message: Message) -> None:
+        return None
+
+    runtime, _ = memory_runtime()
+    middleware = TracingMiddleware(app, runtime=runtime, exclude_paths=["/metrics"])
+    scope = {"type": "http", "path": "/api/metrics", "root_path": "/api", "headers": []}
+    asyncio.run(middleware(scope, send, send))  # type: ignore[arg-type]
+    assert seen == [send]
+    runtime.shutdown()
