@@ -24,7 +24,8 @@ Where the template comes from:
   from the route tree (computed once per top router and kept on it), so a mount path parameter
   stays a template (``"/t/{tenant}/users/{id}"``).
   A 405 (path matched, method did not) still gives the route's template.
-* Django: ``django.urls.resolve()`` on the path, when Django is imported and configured, giving
+* Django: ``django.urls.resolve()`` on the path, when Django is imported and configured (or
+  when the caller says the app is Django: ``django=is_django_app(app)``, computed once), giving
   the route pattern with a leading slash (``"/items/<int:pk>/"``). Results are cached per path in
   a bounded cache, since resolving walks the URL patterns.
 
@@ -43,17 +44,23 @@ from ops_observe.types import Scope
 SCOPE_KEY = "ops_observe.route"
 """Scope key an app may set to name the route of a request itself."""
 
-__all__ = ["SCOPE_KEY", "route_template"]
+__all__ = ["SCOPE_KEY", "is_django_app", "route_template"]
 
 
-def route_template(scope: Scope, root_path: str | None = None) -> str | None:
+def route_template(scope: Scope, root_path: str | None = None, *, django: bool | None = None) -> str | None:
     """The template of the route that handled ``scope``, or ``None`` when none matched.
+
+    Never raises: a failure to resolve gives ``None``.
 
     Args:
         scope: The scope dict handed to the app, after the app has handled the request.
         root_path: ``scope.get("root_path", "")`` as it was before the app ran; needed to put the
             mount prefix in front of a route of a mounted sub-app when the framework does not
             record it itself. ``None`` falls back to Starlette's ``app_root_path``.
+        django: Whether to ask Django's resolver when the scope names no route: ``None`` asks
+            whenever Django is imported and configured; a caller that knows its app (see
+            :func:`is_django_app`) passes ``True`` or ``False``, so that a Starlette 404 in a
+            process that also runs Django is not given a Django route.
     """
     explicit = scope.get(SCOPE_KEY)
     if explicit is not None:
@@ -61,9 +68,24 @@ def route_template(scope: Scope, root_path: str | None = None) -> str | None:
     route = scope.get("route")
     if route is not None:
         return _starlette_template(scope, route, root_path)
-    if "django.urls" in sys.modules:
+    if django is False or (django is None and "django.urls" not in sys.modules):
+        return None
+    try:
         return _django_template(scope)
-    return None
+    except Exception:  # a broken URLconf must not break the request being recorded
+        return None
+
+
+def is_django_app(app: object) -> bool:
+    """Whether ``app``, or an app it wraps (followed through ``.app`` attributes), is Django's handler."""
+    for _ in range(32):
+        if type(app).__module__.startswith("django.") and type(app).__name__ == "ASGIHandler":
+            return True
+        inner = getattr(app, "app", None)
+        if inner is None or inner is app:
+            return False
+        app = inner
+    return False
 
 
 def _starlette_template(scope: Scope, route: Any, root_path: str | None) -> str | None:
@@ -71,9 +93,7 @@ def _starlette_template(scope: Scope, route: Any, root_path: str | None) -> str 
     if not isinstance(path_format, str):
         return None
     if _is_mount(route) and getattr(route, "routes", None):
-        return (
-            None  # the request reached a mounted router, but none of its routes matched
-        )
+        return None  # the request reached a mounted router, but none of its routes matched
     grown = scope.get("root_path", "")
     before = root_path if root_path is not None else scope.get("app_root_path", grown)
     if grown == before:
@@ -103,17 +123,13 @@ def _mount_table(router: Any, rebuild: bool = False) -> dict[int, str | None]:
     Kept on the router object itself, so it lives and dies with it. A route reachable twice (the
     same sub-app mounted at two paths) is ambiguous and maps to ``None``.
     """
-    table: dict[int, str | None] | None = (
-        None if rebuild else getattr(router, _TABLE_ATTR, None)
-    )
+    table: dict[int, str | None] | None = None if rebuild else getattr(router, _TABLE_ATTR, None)
     if table is None:
         table = {}
         _walk(getattr(router, "routes", ()), "", table, 0)
         try:
             setattr(router, _TABLE_ATTR, table)
-        except (
-            AttributeError
-        ):  # a router with __slots__: recomputed each time a mount is crossed
+        except AttributeError:  # a router with __slots__: recomputed each time a mount is crossed
             pass
     return table
 
@@ -134,9 +150,7 @@ def _walk(routes: Any, prefix: str, table: dict[int, str | None], depth: int) ->
 
 
 def _is_mount(route: Any) -> bool:
-    return type(route).__name__ == "Mount" or (
-        hasattr(route, "routes") and hasattr(route, "app")
-    )
+    return type(route).__name__ == "Mount" or (hasattr(route, "routes") and hasattr(route, "app"))
 
 
 def _django_template(scope: Scope) -> str | None:

@@ -25,6 +25,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
+from ops_observe.metrics.http import Flusher
 from ops_observe.metrics.specs import BUCKETS, ID_LABELS, SPECS, MetricSpec
 from ops_observe.sections.metrics import MetricsSettings
 
@@ -138,6 +139,10 @@ class Catalog:
         self.multiprocess = False
         """Whether the values live in multiprocess files (set by the feature)."""
         buckets = {**BUCKETS, "latency": settings.buckets, "size": settings.size_buckets}
+        # Registered before every metric, so that collecting the registry first folds in what the
+        # HTTP middleware accumulated without locks (see ops_observe.metrics.http).
+        self.flusher = Flusher()
+        registry.register(self.flusher)
         overflow_spec = next(s for s in SPECS if s.name == "metrics_label_overflow_total")
         # The overflow counter is created first and unguarded (its labels are the catalog's names).
         self.overflow = Counter(

@@ -9,11 +9,13 @@ the first of its kind costs dictionary look-ups and the observations themselves.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from ops_observe.metrics.catalog import Catalog, GuardedMetric
-from ops_observe.routes import route_template
+from ops_observe.metrics.http import Series, batchable
+from ops_observe.routes import is_django_app, route_template
 from ops_observe.sections.root import Settings
 from ops_observe.suite import Suite
 from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,17 +33,31 @@ _perf_counter = time.perf_counter
 
 
 class _Children:
-    """The label children of one ``(method, endpoint, status)``; the rare ones made on first use."""
+    """The label children of one ``(method, endpoint, status)``; the rare ones made on first use.
 
-    __slots__ = ("duration", "endpoint", "labels", "request_size", "requests", "response_size", "status", "ttfb")
+    ``series`` accumulates without locks (single-process mode); ``None`` means observe directly.
+    """
+
+    __slots__ = (
+        "duration",
+        "endpoint",
+        "labels",
+        "request_size",
+        "requests",
+        "response_size",
+        "series",
+        "status",
+        "ttfb",
+    )
 
     requests: Any
     duration: Any
     request_size: Any
     response_size: Any
     ttfb: Any
+    series: Series | None
 
-    def __init__(self, catalog: Catalog, labels: tuple[str, str, str]) -> None:
+    def __init__(self, catalog: Catalog, labels: tuple[str, str, str], batched: bool) -> None:
         m = catalog.metrics
         self.labels = labels
         self.endpoint = labels[1]
@@ -51,6 +67,8 @@ class _Children:
         self.request_size = m["http_request_size_bytes"].metric.labels(*labels)
         self.response_size = m["http_response_size_bytes"].metric.labels(*labels)
         self.ttfb = m["http_time_to_first_byte_seconds"].metric.labels(*labels)
+        histograms = (self.duration, self.ttfb, self.request_size, self.response_size)
+        self.series = Series(self.requests, histograms) if batched else None
 
 
 class MetricsMiddleware:
@@ -86,6 +104,7 @@ class MetricsMiddleware:
         self.api_key_header = api_key_header.lower().encode("latin-1")
         self.own_endpoints: Mapping[str, str] = {path: path for path in own_endpoints}
         self.cache: dict[tuple[str, str, int], _Children] = {}
+        self.by_labels: dict[tuple[str, str, str], _Children] = {}
         self.endpoint_guard = m["http_requests_total"]
         self.errors = m["http_errors_total"]
         self.stream_duration = m["http_stream_duration_seconds"]
@@ -93,6 +112,19 @@ class MetricsMiddleware:
         self.rate_limited = m["rate_limit_exceeded_total"]
         self.api_keys = m["api_key_usage_total"]
         self.trace_id = _trace_id_reader() if exemplars else None
+        self.django = is_django_app(app)
+        # Lock-free accumulation, folded in on collection; not in multiprocess mode, where another
+        # worker may answer the scrape and so every value must reach the shared files at once.
+        probe = m["http_request_duration_seconds"].metric
+        self.batched = not catalog.multiprocess and batchable(probe.labels("GET", "/", "200"))
+        probe.remove("GET", "/", "200")
+        self.latency_bounds = tuple(catalog.settings.buckets)
+        self.size_bounds = tuple(catalog.settings.size_buckets)
+        self.inflight = dict.fromkeys((*STANDARD_METHODS, OTHER_METHOD), 0)
+        if self.batched:
+            for name, child in self.in_progress.items():
+                child.set_function(_reader(self.inflight, name))
+            catalog.flusher.sources.append(self._all_series)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -137,7 +169,11 @@ class MetricsMiddleware:
                     exemplar = trace_id()
             await send(message)
 
-        in_progress.inc()
+        batched = self.batched
+        if batched:
+            self.inflight[method] += 1
+        else:
+            in_progress.inc()
         start = _perf_counter()
         error: BaseException | None = None
         try:
@@ -147,24 +183,57 @@ class MetricsMiddleware:
             raise
         finally:
             end = _perf_counter()
-            in_progress.dec()
+            if batched:
+                self.inflight[method] -= 1
+            else:
+                in_progress.dec()
             if error is not None and not status:
                 status = CANCELLED_STATUS if _is_cancellation(error) else 500
-            key = (method, route_template(scope, root_path) or self.own_endpoints.get(scope["path"], UNMATCHED), status)
+            key = (
+                method,
+                route_template(scope, root_path, django=self.django)
+                or self.own_endpoints.get(scope["path"], UNMATCHED),
+                status,
+            )
             children = self.cache.get(key)
             if children is None:
                 children = self._children(key)
-            children.requests.inc()
-            if stream:
-                self.stream_duration.labels(*children.labels).observe(end - start)
-            elif exemplar:
-                children.duration.observe(end - start, exemplar)
+            duration = end - start
+            series = children.series
+            if series is not None:
+                # The common case: plain arithmetic, no lock, no call into prometheus-client.
+                series.requests += 1
+                if stream:
+                    self.stream_duration.labels(*children.labels).observe(duration)
+                elif exemplar:
+                    children.duration.observe(duration, exemplar)
+                else:
+                    histo = series.duration
+                    histo.counts[bisect_left(self.latency_bounds, duration)] += 1
+                    histo.sum += duration
+                if started:
+                    histo = series.ttfb
+                    first_byte = started - start
+                    histo.counts[bisect_left(self.latency_bounds, first_byte)] += 1
+                    histo.sum += first_byte
+                histo = series.request_size
+                histo.counts[bisect_left(self.size_bounds, received)] += 1
+                histo.sum += received
+                histo = series.response_size
+                histo.counts[bisect_left(self.size_bounds, sent)] += 1
+                histo.sum += sent
             else:
-                children.duration.observe(end - start)
-            if started:
-                children.ttfb.observe(started - start)
-            children.request_size.observe(received)
-            children.response_size.observe(sent)
+                children.requests.inc()
+                if stream:
+                    self.stream_duration.labels(*children.labels).observe(duration)
+                elif exemplar:
+                    children.duration.observe(duration, exemplar)
+                else:
+                    children.duration.observe(duration)
+                if started:
+                    children.ttfb.observe(started - start)
+                children.request_size.observe(received)
+                children.response_size.observe(sent)
             if error is not None:
                 self.errors.labels(*children.labels, type(error).__name__).inc()
             if status in (401, 403, 429):
@@ -176,10 +245,19 @@ class MetricsMiddleware:
         method, endpoint, status = key
         # The endpoint goes through the cardinality cap once per new key, then the cache serves it.
         guarded = self.endpoint_guard.guard((method, endpoint, str(status)))
-        children = _Children(self.catalog, (guarded[0], guarded[1], guarded[2]))
+        labels = (guarded[0], guarded[1], guarded[2])
         if len(self.cache) < _CACHE_LIMIT:
+            # Keys that fold into the same labels (past the cap) share one accumulator.
+            children = self.by_labels.get(labels)
+            if children is None:
+                children = self.by_labels[labels] = _Children(self.catalog, labels, self.batched)
             self.cache[key] = children
-        return children
+            return children
+        # The cache is full: observe directly, so nothing waits for a flush it would never get.
+        return self.by_labels.get(labels) or _Children(self.catalog, labels, batched=False)
+
+    def _all_series(self) -> list[Series]:
+        return [children.series for children in list(self.by_labels.values()) if children.series is not None]
 
     def _is_stream(self, start_message: Message) -> bool:
         for name, value in start_message.get("headers", ()):
@@ -208,6 +286,10 @@ class MetricsMiddleware:
                     # GuardedMetric.labels hashes api_key_id (or drops it), never stores it raw.
                     self.api_keys.labels(value.decode("latin-1"), children.endpoint).inc()
                 return
+
+
+def _reader(counts: dict[str, int], name: str) -> Any:
+    return lambda: counts[name]
 
 
 def _is_cancellation(error: BaseException) -> bool:

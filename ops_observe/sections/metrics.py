@@ -46,9 +46,7 @@ def _cidrs(values: tuple[str, ...]) -> None:
         try:
             ipaddress.ip_network(value, strict=False)
         except ValueError:
-            raise ValueError(
-                f"{value!r} is not an IP address or CIDR network such as '10.0.0.0/8'"
-            ) from None
+            raise ValueError(f"{value!r} is not an IP address or CIDR network such as '10.0.0.0/8'") from None
 
 
 def _port(value: int | None) -> None:
@@ -73,9 +71,7 @@ class MetricsSettings:
     """``[ops_observe.metrics]``: the HTTP metrics middleware and the ``/metrics`` endpoint."""
 
     enabled: bool = setting(True, doc="Serve the metrics endpoint.")
-    path: str = setting(
-        "/metrics", doc="Path of the Prometheus exposition endpoint.", check=url_path
-    )
+    path: str = setting("/metrics", doc="Path of the Prometheus exposition endpoint.", check=url_path)
     buckets: tuple[float, ...] = setting(
         DEFAULT_BUCKETS,
         doc="Bucket bounds (seconds) of the HTTP latency and time-to-first-byte histograms.",
@@ -110,9 +106,7 @@ class MetricsSettings:
         factory=dict,
         check=_caps,
     )
-    overflow_value: str = setting(
-        "__overflow__", doc="Label value that stands for every value past the cap."
-    )
+    overflow_value: str = setting("__overflow__", doc="Label value that stands for every value past the cap.")
     api_key_header: str = setting(
         "X-API-Key",
         doc="Request header whose API key is counted (hashed) in `api_key_usage_total`; empty: off.",
@@ -138,12 +132,6 @@ class MetricsSettings:
         doc="Directory of prometheus-client's multiprocess mode (several workers); default: "
         "`$PROMETHEUS_MULTIPROC_DIR`; unset: single process.",
     )
-    gzip: bool = setting(
-        True, doc="Compress the exposition when the scraper accepts gzip."
-    )
-    exemplars: bool = setting(
-        True, doc="Trace-id exemplars on the latency histogram when a span is active."
-    )
-    process_metrics: bool = setting(
-        True, doc="Export the process collector (CPU, memory, file descriptors)."
-    )
+    gzip: bool = setting(True, doc="Compress the exposition when the scraper accepts gzip.")
+    exemplars: bool = setting(True, doc="Trace-id exemplars on the latency histogram when a span is active.")
+    process_metrics: bool = setting(True, doc="Export the process collector (CPU, memory, file descriptors).")

@@ -313,3 +313,54 @@ def _exposition(catalog: Catalog) -> str:
     from prometheus_client import generate_latest
 
     return generate_latest(catalog.registry).decode()
+
+
+def test_histograms_are_consistent_and_reading_the_registry_sees_everything() -> None:
+    async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("hello")(scope, receive, send)
+
+    app = wrap(hello)
+    call(app, *["/"] * 25)
+    get = app.suite.registry.get_sample_value
+    labels = {"method": "GET", "endpoint": UNMATCHED, "status": "200"}
+    # Read straight from the registry (no scrape): the accumulated values are folded in first.
+    assert get(f"{NS}_http_requests_total", labels) == 25
+    assert get(f"{NS}_http_request_duration_seconds_count", labels) == 25
+    assert get(f"{NS}_http_request_duration_seconds_bucket", {**labels, "le": "+Inf"}) == 25
+    assert get(f"{NS}_http_response_size_bytes_bucket", {**labels, "le": "100.0"}) == 25
+    assert get(f"{NS}_http_response_size_bytes_sum", labels) == 125
+    assert get(f"{NS}_http_request_size_bytes_bucket", {**labels, "le": "100.0"}) == 25
+    buckets = [
+        get(f"{NS}_http_time_to_first_byte_seconds_bucket", {**labels, "le": str(b)}) for b in (0.005, 0.1, 10.0)
+    ]
+    assert buckets == sorted(buckets)  # type: ignore[type-var]
+    assert get(f"{NS}_http_time_to_first_byte_seconds_count", labels) == 25
+
+
+def test_no_count_lost_when_scrapes_race_with_requests() -> None:
+    import threading
+
+    async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("hello")(scope, receive, send)
+
+    app = wrap(hello)
+    stop = threading.Event()
+    reads: list[float] = []
+
+    def scraper() -> None:
+        while not stop.is_set():
+            reads.append(app.suite.registry.get_sample_value(f"{NS}_http_requests_total", LABELS_200) or 0.0)
+
+    thread = threading.Thread(target=scraper)
+    thread.start()
+    try:
+        call(app, *["/"] * 400)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert reads == sorted(reads)  # counts never go back
+    assert app.suite.registry.get_sample_value(f"{NS}_http_requests_total", LABELS_200) == 400
+    assert app.suite.registry.get_sample_value(f"{NS}_http_request_duration_seconds_count", LABELS_200) == 400
+
+
+LABELS_200 = {"method": "GET", "endpoint": UNMATCHED, "status": "200"}

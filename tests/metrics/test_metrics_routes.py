@@ -1,0 +1,48 @@
+"""``ops_observe.routes.route_template`` on its own: explicit names, Django detection, no exceptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ops_observe.routes import SCOPE_KEY, is_django_app, route_template
+
+
+class _Route:
+    path_format = "/items/{item_id}"
+
+
+def test_explicit_scope_key_wins() -> None:
+    assert route_template({SCOPE_KEY: "/custom/{x}", "route": _Route()}) == "/custom/{x}"
+
+
+def test_starlette_route_without_mount() -> None:
+    assert route_template({"route": _Route(), "root_path": "/prefix"}, "/prefix") == "/items/{item_id}"
+
+
+def test_no_route_and_django_not_asked() -> None:
+    assert route_template({"path": "/x", "root_path": ""}, "", django=False) is None
+
+
+def test_is_django_app_follows_wrapped_apps() -> None:
+    from django.core.handlers.asgi import ASGIHandler
+
+    class Wrapper:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+    handler = ASGIHandler.__new__(ASGIHandler)  # no __init__: it would need configured settings
+    assert is_django_app(Wrapper(Wrapper(handler)))
+    assert not is_django_app(Wrapper(lambda: None))
+    assert not is_django_app(object())
+
+
+@given(path=st.text(max_size=50), root=st.text(max_size=10), route=st.none() | st.text(max_size=20))
+def test_never_raises(path: str, root: str, route: str | None) -> None:
+    scope: dict[str, Any] = {"path": path, "root_path": root}
+    if route is not None:
+        scope["route"] = type("R", (), {"path_format": route})()
+    result = route_template(scope, "", django=True)
+    assert result is None or isinstance(result, str)
