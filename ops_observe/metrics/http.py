@@ -17,19 +17,27 @@ once (another worker may answer the scrape), so the middleware observes directly
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from prometheus_client import Histogram
 from prometheus_client.metrics_core import Metric
 
 HISTOGRAMS = ("duration", "ttfb", "request_size", "response_size")
 
 
-def batchable(histogram_child: Any) -> bool:
-    """Whether this prometheus-client version's histogram child has the internals the flush adds to."""
-    buckets = getattr(histogram_child, "_buckets", None)
-    return isinstance(buckets, list) and hasattr(histogram_child, "_sum") and hasattr(histogram_child, "_upper_bounds")
+@functools.cache
+def batchable() -> bool:
+    """Whether this prometheus-client version's histograms have the internals the flush adds to.
+
+    Checked once on a throwaway histogram of no registry (in single-process mode only: in
+    multiprocess mode a child would leave a series in the shared files).
+    """
+    child = Histogram("ops_observe_probe", "probe", registry=None)
+    buckets = getattr(child, "_buckets", None)
+    return isinstance(buckets, list) and hasattr(child, "_sum") and hasattr(child, "_upper_bounds")
 
 
 class Histo:

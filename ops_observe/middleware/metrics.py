@@ -115,9 +115,7 @@ class MetricsMiddleware:
         self.django = is_django_app(app)
         # Lock-free accumulation, folded in on collection; not in multiprocess mode, where another
         # worker may answer the scrape and so every value must reach the shared files at once.
-        probe = m["http_request_duration_seconds"].metric
-        self.batched = not catalog.multiprocess and batchable(probe.labels("GET", "/", "200"))
-        probe.remove("GET", "/", "200")
+        self.batched = not catalog.multiprocess and batchable()
         self.latency_bounds = tuple(catalog.settings.buckets)
         self.size_bounds = tuple(catalog.settings.size_buckets)
         self.inflight = dict.fromkeys((*STANDARD_METHODS, OTHER_METHOD), 0)
