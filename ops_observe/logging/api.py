@@ -97,44 +97,44 @@ class StructuredLogger:
         else:
             opt.log(level, str(message))
 
-    def trace(self, message: str, **fields: Any) -> None:
+    def trace(self, message: str, /, **fields: Any) -> None:
         """Write a TRACE line."""
         self._emit("TRACE", message, fields)
 
-    def debug(self, message: str, **fields: Any) -> None:
+    def debug(self, message: str, /, **fields: Any) -> None:
         """Write a DEBUG line."""
         self._emit("DEBUG", message, fields)
 
-    def info(self, message: str, **fields: Any) -> None:
+    def info(self, message: str, /, **fields: Any) -> None:
         """Write an INFO line."""
         self._emit("INFO", message, fields)
 
-    def success(self, message: str, **fields: Any) -> None:
+    def success(self, message: str, /, **fields: Any) -> None:
         """Write a SUCCESS line (loguru's level between INFO and WARNING)."""
         self._emit("SUCCESS", message, fields)
 
-    def warning(self, message: str, **fields: Any) -> None:
+    def warning(self, message: str, /, **fields: Any) -> None:
         """Write a WARNING line."""
         self._emit("WARNING", message, fields)
 
-    def error(self, message: str, **fields: Any) -> None:
+    def error(self, message: str, /, **fields: Any) -> None:
         """Write an ERROR line; ``exc_info=True`` (or an exception) adds the exception fields."""
         self._emit("ERROR", message, fields)
 
-    def critical(self, message: str, **fields: Any) -> None:
+    def critical(self, message: str, /, **fields: Any) -> None:
         """Write a CRITICAL line."""
         self._emit("CRITICAL", message, fields)
 
-    def exception(self, message: str, **fields: Any) -> None:
+    def exception(self, message: str, /, **fields: Any) -> None:
         """Write an ERROR line with the exception being handled, as structured fields."""
         fields.setdefault("exc_info", True)
         self._emit("ERROR", message, fields)
 
-    def log(self, level: str | int, message: str, **fields: Any) -> None:
+    def log(self, level: str | int, message: str, /, **fields: Any) -> None:
         """Write a line at ``level`` (a level name or number)."""
         self._emit(level, message, fields)
 
-    def business_event(self, event: str, **fields: Any) -> None:
+    def business_event(self, event: str, /, **fields: Any) -> None:
         """Write a business event: an INFO line with ``kind: "business_event"``, ``event`` and the fields.
 
         The message is the event name, so the line reads well in any viewer; filter on ``kind`` to

@@ -1,0 +1,165 @@
+"""Installing the stream: sinks, idempotence, restoration, the standard library's loggers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loguru import logger as loguru_logger
+
+import ops_observe
+from ops_observe.logging import feature, setup
+from ops_observe.logging.api import get_logger
+from ops_observe.settings import load_settings
+
+from conftest import Lines
+
+
+def parse(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_stdout_and_stderr_sinks_follow_redirection(capsys: pytest.CaptureFixture[str]) -> None:
+    setup.configure(load_settings({"logging": {"sink": "stdout"}}))
+    get_logger("t").info("to stdout")
+    setup.configure(load_settings({"logging": {"sink": "stderr"}}))
+    get_logger("t").info("to stderr")
+    out, err = capsys.readouterr()
+    assert [d["message"] for d in parse(out)] == ["to stdout"]
+    assert [d["message"] for d in parse(err)] == ["to stderr"]
+
+
+def test_a_file_sink_is_utf8_json_lines(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "app.log"
+    setup.configure(load_settings({"logging": {"sink": str(path)}}))
+    get_logger("t").info("héllo ✓", who="wörld")
+    logging.getLogger("lib").warning("from logging")
+    setup.reset()  # closes the file
+    lines = parse(path.read_text(encoding="utf-8"))
+    assert [(d["message"], d.get("who")) for d in lines] == [("héllo ✓", "wörld"), ("from logging", None)]
+
+
+def test_rotation_and_retention_go_through_loguru(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    setup.configure(load_settings({"logging": {"sink": str(path), "rotation": "1 KB", "retention": "2"}}))
+    log = get_logger("t")
+    for i in range(100):
+        log.info("line", i=i, padding="x" * 50)
+    setup.reset()
+    files = sorted(tmp_path.iterdir())
+    assert 2 <= len(files) <= 3, files  # the current file and at most two rotated ones
+    seen = [d["i"] for f in files for d in parse(f.read_text())]
+    assert seen and max(seen) == 99 and len(set(seen)) == len(seen)
+
+
+def test_enqueue_writes_every_line_once_flushed(tmp_path: Path) -> None:
+    path = tmp_path / "queued.log"
+    stream = setup.configure(load_settings({"logging": {"sink": str(path), "enqueue": True}}))
+    log = get_logger("t")
+    for i in range(200):
+        log.info("queued", i=i)
+    loguru_logger.info("from loguru")
+    stream.complete()
+    lines = parse(path.read_text())
+    assert [d["i"] for d in lines if d["message"] == "queued"] == list(range(200))
+    assert lines[-1]["message"] == "from loguru"
+
+
+def test_configure_is_idempotent_and_replaces_on_change(lines: Lines) -> None:
+    first = lines.install()
+    assert lines.install() is first and setup.active is first
+    get_logger("t").info("once")
+    assert len(lines.raw) == 1  # one handler, not two
+    second = lines.install({"logging": {"level": "DEBUG"}})
+    assert second is not first and setup.active is second
+    get_logger("t").debug("debug now")
+    loguru_logger.debug("loguru debug too")
+    assert [d["message"] for d in lines.parsed()] == ["once", "debug now", "loguru debug too"]
+
+
+def test_reset_restores_loguru_and_logging() -> None:
+    root = logging.getLogger()
+    console = logging.StreamHandler(sys.stderr)
+    kept: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            kept.append(record)
+
+    keep = Keep()
+    uvicorn = logging.getLogger("uvicorn.error")
+    uvicorn_console = logging.StreamHandler(sys.stdout)
+    root.addHandler(console)
+    root.addHandler(keep)
+    uvicorn.addHandler(uvicorn_console)
+    uvicorn.propagate = False
+    level = root.level
+    try:
+        lines = Lines()
+        lines.install()
+        assert console not in root.handlers and keep in root.handlers
+        assert isinstance(root.handlers[0], setup.InterceptHandler)
+        assert uvicorn.handlers == [] and uvicorn.propagate is True
+        uvicorn.info("started")
+        assert lines.one(logger="uvicorn.error")["message"] == "started"
+        assert [r.getMessage() for r in kept] == ["started"]
+        with pytest.raises(ValueError):
+            loguru_logger.remove(setup._default_id)  # loguru's plain-text default handler is off
+        setup.reset()
+        assert setup.active is None
+        assert console in root.handlers and keep in root.handlers and root.level == level
+        assert not any(isinstance(h, setup.InterceptHandler) for h in root.handlers)
+        assert uvicorn.handlers == [uvicorn_console] and uvicorn.propagate is False
+        loguru_logger.remove(setup._default_id)  # and back on: it exists again
+        setup._default_id = loguru_logger.add(sys.stderr)
+        get_logger("t").info("after reset")
+        assert all(json.loads(line)["message"] != "after reset" for line in lines.raw)
+    finally:
+        root.removeHandler(console)
+        root.removeHandler(keep)
+        uvicorn.removeHandler(uvicorn_console)
+        uvicorn.propagate = True
+
+
+def test_stdlib_routing_can_be_turned_off(lines: Lines) -> None:
+    lines.install({"logging": {"stdlib": False}})
+    assert not any(isinstance(h, setup.InterceptHandler) for h in logging.getLogger().handlers)
+
+
+def test_wrap_installs_the_stream_once_per_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("this app speaks no lifespan")  # the suite answers it instead
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    settings = {"middleware": ["correlation", "logging"], "logging": {"sink": "stdout"}}
+    first = ops_observe.wrap(app, settings=settings)
+    stream = setup.active
+    second = ops_observe.wrap(app, settings=settings)
+    assert setup.active is stream is first.suite.state["logging.stream"] is second.suite.state["logging.stream"]
+    ops_observe.wrap(app, settings={**settings, "service_name": "other"})
+    assert setup.active is not stream
+
+    async def lifespan() -> None:
+        messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+        sent: list[Any] = []
+
+        async def receive() -> Any:
+            return messages.pop(0)
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        await first({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+        assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+    asyncio.run(lifespan())
+    feature.uninstall()
+    assert setup.active is None
+    capsys.readouterr()
