@@ -298,3 +298,17 @@ def test_spans_still_queued_at_interpreter_exit_are_flushed(collector: ZipkinCol
     subprocess.run([sys.executable, str(script)], check=True, timeout=60, capture_output=True)
     (span,) = collector.wait_for(1)
     assert span["localEndpoint"]["serviceName"] == "exiting"
+
+
+def test_with_tracing_outside_logging_the_access_log_line_carries_the_ids(
+    collector: ZipkinCollector, tmp_path: Path
+) -> None:
+    sink = tmp_path / "app.log"
+    settings = tracing_settings(collector)
+    settings["logging"] = {"sink": str(sink)}
+    settings["middleware"] = ["correlation", "tracing", "logging", "metrics"]
+    run_requests(wrap(settings), ("/items/3", {}))
+    (span,) = collector.wait_for(1)
+    lines = [json.loads(line) for line in sink.read_text().splitlines()]
+    (access,) = [line for line in lines if line.get("path") == "/items/3"]
+    assert (access["trace_id"], access["span_id"]) == (span["traceId"], span["id"])
