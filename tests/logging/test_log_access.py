@@ -1,0 +1,397 @@
+"""The access-log middleware: fields, levels, exclusions, proxies, users, failures, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import PlainTextResponse, StreamingResponse
+from starlette.routing import Route
+
+import ops_observe
+from ops_observe.correlation import correlation_id
+from ops_observe.logging.api import bind_request, get_logger
+from ops_observe.middleware.access_log import ACCESS_KIND, AccessLogMiddleware, client_address, from_settings
+from ops_observe.settings import load_settings
+from ops_observe.suite import Suite
+
+from conftest import Lines
+
+App = Callable[..., Any]
+
+
+def make_app(*, slow: float = 0.0) -> Starlette:
+    async def item(request: Request) -> PlainTextResponse:
+        get_logger("app").info("handling", item=request.path_params["item_id"])
+        if slow:
+            await asyncio.sleep(slow)
+        return PlainTextResponse("item")
+
+    async def missing(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("gone", status_code=404)
+
+    async def crash(request: Request) -> PlainTextResponse:
+        raise RuntimeError("handler crashed for bob@example.com")
+
+    async def login(request: Request) -> PlainTextResponse:
+        body = await request.body()
+        bind_request(user_id="u-42")
+        return PlainTextResponse(f"got {len(body)}")
+
+    async def state_user(request: Request) -> PlainTextResponse:
+        request.state.user_id = 99
+        return PlainTextResponse("ok")
+
+    async def stream(request: Request) -> StreamingResponse:
+        async def chunks() -> Any:
+            yield b"first"
+            await asyncio.sleep(0.02)
+            yield b"second"
+
+        return StreamingResponse(chunks())
+
+    return Starlette(
+        routes=[
+            Route("/items/{item_id}", item),
+            Route("/missing", missing),
+            Route("/crash", crash),
+            Route("/login", login, methods=["POST"]),
+            Route("/state", state_user),
+            Route("/stream", stream),
+        ]
+    )
+
+
+def call(app: App, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=("10.1.2.3", 5555))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.request(method, path, **kwargs)
+
+    return asyncio.run(run())
+
+
+def access(lines: Lines) -> list[dict[str, Any]]:
+    return [d for d in lines.parsed() if d.get("kind") == ACCESS_KIND]
+
+
+def test_one_line_per_request_with_the_contract_fields(lines: Lines) -> None:
+    lines.install()
+    app = ops_observe.wrap(
+        make_app(), settings={"middleware": ["correlation", "logging"], "logging": {"sink": "stderr"}}
+    )
+    lines.install()  # the wrapped app installed a stderr stream: write to the test's list instead
+    response = call(app, "GET", "/items/42?token=abc&page=2", headers={"user-agent": "probe/1.0"})
+    [line] = access(lines)
+    assert line["logger"] == "ops_observe.access" and line["level"] == "INFO"
+    assert line["message"] == "GET /items/42 200"
+    assert (line["method"], line["path"], line["route"], line["status"]) == (
+        "GET",
+        "/items/42",
+        "/items/{item_id}",
+        200,
+    )
+    assert line["correlation_id"] == response.headers["x-correlation-id"]
+    assert 0 <= line["ttfb_ms"] <= line["duration_ms"]
+    assert (line["request_size"], line["response_size"]) == (None, 4)
+    assert (line["client"], line["user_agent"], line["http_version"]) == ("10.1.2.3", "probe/1.0", "1.1")
+    assert "query" not in line and "token" not in json.dumps(line) and "slow" not in line and "user_id" not in line
+    handling = lines.one(message="handling")
+    assert handling["correlation_id"] == line["correlation_id"]
+
+
+def test_the_query_can_be_kept_redacted(lines: Lines) -> None:
+    lines.install()
+    app = AccessLogMiddleware(make_app(), query="redact")
+    call(app, "GET", "/items/1?token=abc&email=bob%40example.com&page=2")
+    assert access(lines)[0]["query"] == "token=[REDACTED:secret]&email=[REDACTED:email]&page=2"
+    assert access(lines)[0]["path"] == "/items/1"
+
+
+def test_pii_in_the_path_is_redacted(lines: Lines) -> None:
+    lines.install()
+    call(AccessLogMiddleware(make_app()), "GET", "/items/bob@example.com")
+    assert access(lines)[0]["path"] == "/items/[REDACTED:email]"
+    assert "bob@example.com" not in "".join(lines.raw)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "level"),
+    [("/items/1", 200, "INFO"), ("/missing", 404, "WARNING"), ("/nope", 404, "WARNING"), ("/crash", 500, "ERROR")],
+)
+def test_level_follows_the_status_class(lines: Lines, path: str, status: int, level: str) -> None:
+    lines.install()
+    call(AccessLogMiddleware(make_app()), "GET", path)
+    line = access(lines)[0]
+    assert (line["status"], line["level"]) == (status, level)
+    assert ("route" in line) is (path != "/nope")
+
+
+def test_a_crash_is_logged_with_the_exception_and_re_raised(lines: Lines) -> None:
+    lines.install()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise ValueError("broken for bob@example.com")
+
+    with pytest.raises(ValueError, match="broken"):
+        call_raw(AccessLogMiddleware(app))
+    line = access(lines)[0]
+    assert (line["status"], line["level"], line["error"]) == (500, "ERROR", "ValueError")
+    assert line["exception"]["message"] == "broken for [REDACTED:email]"
+
+
+def test_a_cancelled_request_is_logged_as_499(lines: Lines) -> None:
+    lines.install()
+    started = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        started.set()
+        await asyncio.sleep(10)
+
+    async def run() -> None:
+        task = asyncio.create_task(AccessLogMiddleware(app)(scope_for("/slow"), receive_nothing, ignore))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    line = access(lines)[0]
+    assert (line["status"], line["level"]) == (499, "WARNING")
+    assert "exception" not in line
+
+
+def test_slow_requests_are_marked(lines: Lines) -> None:
+    lines.install()
+    call(AccessLogMiddleware(make_app(slow=0.05), slow_request_ms=10), "GET", "/items/1")
+    call(AccessLogMiddleware(make_app(), slow_request_ms=0), "GET", "/items/2")
+    slow, fast = access(lines)
+    assert slow["slow"] is True and slow["level"] == "WARNING" and slow["duration_ms"] >= 10
+    assert "slow" not in fast and fast["level"] == "INFO"
+
+
+def test_time_to_first_byte_and_duration_are_told_apart(lines: Lines) -> None:
+    lines.install()
+    call(AccessLogMiddleware(make_app()), "GET", "/stream")
+    line = access(lines)[0]
+    assert line["response_size"] == len(b"firstsecond")
+    assert line["duration_ms"] - line["ttfb_ms"] >= 15  # the second chunk came 20 ms after the headers
+
+
+def test_request_size_from_the_body_header(lines: Lines) -> None:
+    lines.install()
+    call(AccessLogMiddleware(make_app()), "POST", "/login", content=b"x" * 123)
+    line = access(lines)[0]
+    assert (line["request_size"], line["user_id"]) == (123, "u-42")
+
+
+def test_user_id_from_request_state_and_from_starlette_auth(lines: Lines) -> None:
+    lines.install()
+    call(AccessLogMiddleware(make_app()), "GET", "/state")
+
+    class Backend(AuthenticationBackend):
+        async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, SimpleUser]:
+            return AuthCredentials(["authenticated"]), SimpleUser("alice")
+
+    async def home(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hi")
+
+    authed = Starlette(routes=[Route("/", home)], middleware=[Middleware(AuthenticationMiddleware, backend=Backend())])
+    call(AccessLogMiddleware(authed), "GET", "/")
+    assert [line["user_id"] for line in access(lines)] == [99, "alice"]
+
+
+def test_a_user_bound_in_the_handler_is_on_later_lines_too(lines: Lines) -> None:
+    lines.install()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        get_logger("app").info("before auth")
+        bind_request(user_id="u1", tenant="acme")
+        get_logger("app").info("after auth")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    call_raw(AccessLogMiddleware(app))
+    assert "user_id" not in lines.one(message="before auth")
+    assert lines.one(message="after auth")["user_id"] == "u1"
+    assert (access(lines)[0]["user_id"], access(lines)[0]["tenant"]) == ("u1", "acme")
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers", "trusted", "client"),
+    [
+        ("10.0.0.5", [(b"x-forwarded-for", b"203.0.113.7")], ["10.0.0.0/8"], "203.0.113.7"),
+        ("10.0.0.5", [(b"x-forwarded-for", b"198.51.100.1, 203.0.113.7, 10.0.0.9")], ["10.0.0.0/8"], "203.0.113.7"),
+        ("10.0.0.5", [(b"x-forwarded-for", b"203.0.113.7")], [], "10.0.0.5"),
+        ("198.51.100.9", [(b"x-forwarded-for", b"1.2.3.4")], ["10.0.0.0/8"], "198.51.100.9"),
+        ("10.0.0.5", [(b"forwarded", b'for="[2001:db8::1]:4711";proto=https')], ["10.0.0.5"], "2001:db8::1"),
+        ("10.0.0.5", [(b"forwarded", b"for=192.0.2.60:80, for=10.0.0.7")], ["10.0.0.0/8"], "192.0.2.60"),
+        ("10.0.0.5", [(b"x-forwarded-for", b"10.0.0.3")], ["10.0.0.0/8"], "10.0.0.3"),
+        ("10.0.0.5", [(b"x-forwarded-for", b"not-an-ip")], ["10.0.0.0/8"], "not-an-ip"),
+    ],
+)
+def test_forwarded_headers_only_from_trusted_proxies(
+    lines: Lines, peer: str, headers: list[tuple[bytes, bytes]], trusted: list[str], client: str
+) -> None:
+    lines.install()
+    call_raw(AccessLogMiddleware(ok_app, trusted_proxies=trusted), headers=headers, client=(peer, 1))
+    assert access(lines)[0]["client"] == client
+
+
+def test_client_address_without_headers_is_the_peer() -> None:
+    assert client_address("10.0.0.1", [], lambda host: True) == "10.0.0.1"
+
+
+def test_excluded_paths_default_to_the_suite_endpoints(lines: Lines) -> None:
+    lines.install()
+    suite = Suite(load_settings({}))
+    suite.add_endpoint("/health", ok_app)
+    suite.add_endpoint("/metrics", ok_app)
+    middleware = from_settings(ok_app, suite.settings, suite=suite)
+    assert middleware.exclude == {"/health", "/metrics"}
+    for path in ("/health", "/metrics", "/other"):
+        call_raw(middleware, path=path)
+    call_raw(middleware, path="/api/health", root_path="/api")
+    assert [line["path"] for line in access(lines)] == ["/other"]
+    explicit = from_settings(ok_app, load_settings({"logging": {"access": {"exclude_paths": ["/other"]}}}), suite=suite)
+    assert explicit.exclude == {"/other"}
+    assert from_settings(ok_app, load_settings({})).exclude == frozenset()
+
+
+def test_lifespan_and_websocket_pass_straight_through(lines: Lines) -> None:
+    lines.install()
+    seen: list[tuple[str, Any, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope["type"], receive, send))
+
+    middleware = AccessLogMiddleware(app)
+
+    async def receive() -> Any:
+        return {}
+
+    async def send(message: Any) -> None:
+        return None
+
+    for kind in ("lifespan", "websocket"):
+        asyncio.run(middleware({"type": kind, "path": "/ws", "headers": []}, receive, send))
+    assert seen == [("lifespan", receive, send), ("websocket", receive, send)]  # the very same callables
+    assert lines.raw == []
+
+
+def test_without_an_installed_stream_the_line_goes_through_loguru() -> None:
+    from loguru import logger
+
+    records: list[Any] = []
+    handler = logger.add(lambda m: records.append(m.record), format="{message}")
+    try:
+        call_raw(AccessLogMiddleware(ok_app), path="/a{b}")
+    finally:
+        logger.remove(handler)
+    [record] = records
+    assert record["message"] == "GET /a{b} 200"
+    assert record["extra"]["_ops_kind"] == ACCESS_KIND and record["extra"]["status"] == 200
+
+
+def test_bad_query_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="'omit' or 'redact'"):
+        AccessLogMiddleware(ok_app, query="keep")
+
+
+def test_500_concurrent_requests_keep_their_own_ids(lines: Lines) -> None:
+    """The issue's "done when": no line carries another request's id, every line parses as JSON."""
+    lines.install()
+
+    async def handler(request: Request) -> PlainTextResponse:
+        marker = request.query_params["n"]
+        log = get_logger("app")
+        log.info("start", n=marker)
+        await asyncio.sleep(0.001 * (int(marker) % 7))
+        import logging
+
+        logging.getLogger("lib").info("stdlib line", extra={"n": marker})
+
+        async def child() -> None:
+            await asyncio.sleep(0)
+            log.info("child task", n=marker)
+
+        await asyncio.gather(child(), child())
+        return PlainTextResponse(marker)
+
+    app = ops_observe.wrap(
+        Starlette(routes=[Route("/work", handler)]),
+        settings={"middleware": ["correlation", "logging"], "logging": {"access": {"query": "redact"}}},
+    )
+    lines.install({"logging": {"access": {"query": "redact"}}})
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await asyncio.gather(*(client.get(f"/work?n={n}") for n in range(500)))
+
+    responses = asyncio.run(run())
+    id_of = {r.text: r.headers["x-correlation-id"] for r in responses}
+    assert len(set(id_of.values())) == 500
+    counts: dict[str, int] = {}
+    for line in lines.parsed():  # every line is one JSON object
+        if line["logger"] == "httpx":  # the client's own lines, outside any request
+            continue
+        if line.get("kind") == ACCESS_KIND:
+            marker = line["query"].removeprefix("n=")
+        else:
+            marker = line["n"]
+        assert line["correlation_id"] == id_of[marker], line
+        counts[line["message"]] = counts.get(line["message"], 0) + 1
+    assert counts == {"start": 500, "stdlib line": 500, "child task": 1000, "GET /work 200": 500}
+    assert correlation_id.get() is None
+
+
+# -- raw ASGI helpers -----------------------------------------------------------------------------
+
+
+async def ok_app(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def scope_for(
+    path: str = "/",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    client: tuple[str, int] = ("127.0.0.1", 1),
+    root_path: str = "",
+) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": root_path,
+        "query_string": b"",
+        "headers": headers or [],
+        "client": client,
+        "server": ("127.0.0.1", 80),
+    }
+
+
+async def receive_nothing() -> Any:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def ignore(message: Any) -> None:
+    return None
+
+
+def call_raw(app: App, **scope: Any) -> None:
+    asyncio.run(app(scope_for(**scope), receive_nothing, ignore))
