@@ -111,12 +111,21 @@ def _alive(pid: int) -> bool:
 
 
 def _registered(directory: str) -> list[int]:
-    pids = []
+    """Processes known in the directory: registered at set-up, or owning value files.
+
+    Value files count too, for workers forked from a master that wrapped the app before forking
+    (gunicorn ``--preload``): they never ran the set-up themselves.
+    """
+    pids = set()
     for path in glob.glob(os.path.join(directory, f"{_LIVE}*")):
         suffix = os.path.basename(path)[len(_LIVE) :]
         if suffix.isdigit():
-            pids.append(int(suffix))
-    return pids
+            pids.add(int(suffix))
+    for path in glob.glob(os.path.join(directory, "*_*.db")):
+        suffix = os.path.basename(path)[: -len(".db")].rsplit("_", 1)[1]
+        if suffix.isdigit():
+            pids.add(int(suffix))
+    return sorted(pids)
 
 
 def _wipe(directory: str) -> None:
@@ -130,7 +139,8 @@ def _sweep(directory: str) -> None:
     for pid in _registered(directory):
         if not _alive(pid):
             _merge_dead(directory, pid)
-            os.remove(os.path.join(directory, f"{_LIVE}{pid}"))
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(directory, f"{_LIVE}{pid}"))
 
 
 def _merge_dead(directory: str, pid: int) -> None:
