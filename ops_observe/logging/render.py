@@ -163,6 +163,7 @@ class JsonRenderer:
         exc_info: tuple[Any, Any, Any] | None = None,
         kind: str | None = None,
         trusted: Mapping[str, Any] | None = None,
+        clean_message: bool = False,
     ) -> str:
         """The JSON line (without the newline) of one record; never raises.
 
@@ -173,7 +174,9 @@ class JsonRenderer:
             source: ``(file, line, function)``, or ``None`` to leave them out.
             exc_info: ``(type, value, traceback)`` of an exception to add as ``exception``.
             kind: ``access``, ``business_event``... or ``None`` for an application line.
-            trusted: Fields written first, without the key checks (see :meth:`trusted`).
+            trusted: Fields written first, as they are: the caller made them JSON-safe, with keys
+                that name no secret and strings already through :meth:`text` (the access log).
+            clean_message: The message is already through :meth:`text`.
         """
         try:
             flags: list[str] = []
@@ -181,7 +184,9 @@ class JsonRenderer:
                 "timestamp": self.timestamp(second, micro),
                 "level": level,
                 "logger": logger,
-                "message": self._string(message if type(message) is str else str(message), flags),
+                "message": message
+                if clean_message
+                else self._string(message if type(message) is str else str(message), flags),
                 "correlation_id": correlation_id.get(),
             }
             if kind is not None:
@@ -195,7 +200,7 @@ class JsonRenderer:
             if source is not None and self.source:
                 out["file"], out["line"], out["function"] = source
             if trusted is not None:
-                self.trusted(trusted, out, flags)
+                out.update(trusted)
             ctx = context_fields.get()
             if ctx:
                 self._fields(ctx, out, flags)
@@ -251,12 +256,10 @@ class JsonRenderer:
             else:
                 out[key] = self.clean(value, flags, 0)
 
-    def trusted(self, fields: Mapping[str, Any], out: dict[str, Any], flags: list[str]) -> None:
-        """Fields whose keys are known not to name secrets and whose values are strings, numbers
-        or ``None`` (the access log's): strings are still redacted and bounded."""
-        string = self._string
-        for key, value in fields.items():
-            out[key] = string(value, flags) if type(value) is str else value
+    def text(self, value: str) -> str:
+        """``value`` redacted and bounded as a field of a line would be: for callers that build
+        trusted fields (the access log) and for anything else the suite emits as text."""
+        return self._string(value, [])
 
     def clean(self, value: Any, flags: list[str], depth: int) -> Any:
         """``value`` as plain JSON data: redacted, strings bounded, no NaN, keys as strings."""

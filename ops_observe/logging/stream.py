@@ -173,12 +173,13 @@ class JsonStream:
         kind: str | None = None,
         source: tuple[str, int, str] | None = None,
         trusted: Any = None,
+        clean_message: bool = False,
     ) -> None:
         """Render and write one line, unless ``level`` is below the stream's.
 
         ``depth`` says whose source location goes on the line: 1 is the function that called
         this method, 2 its caller, and so on; 0 leaves the source out, and an explicit ``source``
-        wins. ``trusted`` fields skip the key checks (:meth:`JsonRenderer.trusted`). ``exc_info``
+        wins. ``trusted`` and ``clean_message``: see :meth:`JsonRenderer.line`. ``exc_info``
         is ``True`` (the exception being handled), an exception, or a ``(type, value, traceback)``.
         """
         if isinstance(level, str):
@@ -199,7 +200,17 @@ class JsonStream:
         now = _time_ns()
         second, nanos = divmod(now, 1_000_000_000)
         line = self.renderer.line(
-            second, nanos // 1000, str(level), logger, message, fields, source, exc_info or None, kind, trusted
+            second,
+            nanos // 1000,
+            str(level),
+            logger,
+            message,
+            fields,
+            source,
+            exc_info or None,
+            kind,
+            trusted,
+            clean_message,
         )
         self.writer.write(line + "\n")
 

@@ -32,6 +32,7 @@ ACCESS_KIND = "access"
 CANCELLED_STATUS = 499
 """Status logged for a request cancelled before its response started (nginx's "client closed")."""
 
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"})
 _perf = time.perf_counter
 _MEMO_LIMIT = 4096
 
@@ -139,28 +140,43 @@ class AccessLogMiddleware:
         duration = end - start
         if not status:
             status = CANCELLED_STATUS if isinstance(error, CancelledError) else 500
-        user_agent = None
-        request_size = None
-        forwarded: list[bytes] = []
-        for name, value in scope["headers"]:
-            if name == b"user-agent":
-                user_agent = value.decode("latin-1")[: self.user_agent_max]
-            elif name == b"content-length":
-                request_size = int(value) if value.isdigit() else None
-            elif name == b"x-forwarded-for" or name == b"forwarded":
-                forwarded.append(name + b"\x00" + value)
+        # dict() over the header pairs runs in C; a repeated header keeps its last value, which
+        # is all these fields need (the forwarded chain, which needs every value, is read apart).
+        headers = dict(scope["headers"])
+        raw_agent = headers.get(b"user-agent")
+        user_agent = raw_agent.decode("latin-1")[: self.user_agent_max] if raw_agent is not None else None
+        length = headers.get(b"content-length")
+        request_size = int(length) if length is not None and length.isdigit() else None
         client = scope.get("client")
         host = client[0] if client else None
-        if forwarded and host is not None and self.networks:
+        if self.networks and host is not None and (b"x-forwarded-for" in headers or b"forwarded" in headers):
+            forwarded = [n + b"\x00" + v for n, v in scope["headers"] if n == b"x-forwarded-for" or n == b"forwarded"]
             host = client_address(host, forwarded, self._trusted)
         method = scope["method"]
         path = scope["path"]
+        query = None
+        if self.keep_query:
+            raw = scope.get("query_string")
+            if raw:
+                query = unquote_plus(raw.decode("latin-1"))
+        stream = self.stream or _setup.active
+        if stream is not None:
+            # The line's fields are built clean here (known keys, redacted strings), so the
+            # renderer writes them as they are: no per-field key checks on the hot path.
+            text = stream.renderer.text
+            path = text(path)
+            if method not in STANDARD_METHODS:
+                method = text(method)
+            if user_agent is not None:
+                user_agent = text(user_agent)
+            if query is not None:
+                query = text(query)
         fields: dict[str, Any] = {
             "method": method,
             "path": path,
             "status": status,
-            "duration_ms": round(duration * 1000.0, 3),
-            "ttfb_ms": round((first_byte - start) * 1000.0, 3) if first_byte else None,
+            "duration_ms": int(duration * 1_000_000) / 1000,
+            "ttfb_ms": int((first_byte - start) * 1_000_000) / 1000 if first_byte else None,
             "request_size": request_size,
             "response_size": response_size,
             "client": host,
@@ -170,10 +186,8 @@ class AccessLogMiddleware:
         route = route_template(scope, root_path)
         if route is not None:
             fields["route"] = route
-        if self.keep_query:
-            raw = scope.get("query_string")
-            if raw:
-                fields["query"] = unquote_plus(raw.decode("latin-1"))
+        if query is not None:
+            fields["query"] = query
         # Values the app supplied (any type) go through the renderer's full cleaning, not as trusted.
         extra: dict[str, Any] | None = None
         if "user_id" not in holder:
@@ -188,16 +202,23 @@ class AccessLogMiddleware:
         exc = error if error is not None and not isinstance(error, CancelledError) else None
         if exc is not None:
             fields["error"] = type(exc).__name__
-        stream = self.stream or _setup.active
+        message = f"{method} {path} {status}"
         if stream is not None:
-            message = f"{method} {path} {status}"
             stream.emit(
-                level, self.logger_name, message, extra, depth=0, exc_info=exc, kind=ACCESS_KIND, trusted=fields
+                level,
+                self.logger_name,
+                message,
+                extra,
+                depth=0,
+                exc_info=exc,
+                kind=ACCESS_KIND,
+                trusted=fields,
+                clean_message=True,
             )
             return
         # No JSON stream installed (the middleware used on its own): through loguru, whose
         # message formatting needs the braces of the path doubled.
-        message = f"{method} {path} {status}".replace("{", "{{").replace("}", "}}")
+        message = message.replace("{", "{{").replace("}", "}}")
         self._log.opt(exception=exc).log(level, message, **fields, **(extra or {}))
 
     def _trusted(self, host: str) -> bool:
