@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import PostgresServer, RedisServer
+from services import PostgresServer, RedisServer
 
 
 def _answers(port: int) -> bool:
@@ -43,10 +43,10 @@ def test_promtool_runs(promtool: str) -> None:
 
 @pytest.mark.parametrize("ci", ["true", ""])
 def test_need_skips_locally_and_fails_in_ci(ci: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import conftest
+    import services
 
-    monkeypatch.setattr(conftest, "IN_CI", ci == "true")
+    monkeypatch.setattr(services, "IN_CI", ci == "true")
     expected = pytest.fail.Exception if ci else pytest.skip.Exception
     with pytest.raises(expected):
-        conftest.need(False, "a missing tool")
-    conftest.need(True, "present")
+        services.need(False, "a missing tool")
+    services.need(True, "present")

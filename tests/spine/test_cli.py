@@ -14,7 +14,7 @@ import pytest
 
 from ops_observe.cli import main
 
-from conftest import free_port
+from services import free_port
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
