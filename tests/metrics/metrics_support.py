@@ -7,10 +7,21 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import ops_observe
 from ops_observe.app import ObservedApp
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Any:
+    """``wrap()`` installs the JSON log stream process-wide; put loguru and logging back after each test."""
+    yield
+    from ops_observe.logging.feature import uninstall
+
+    uninstall()
+
 
 NS = "svc"
 BASE: dict[str, Any] = {"service_name": "svc", "middleware": ["metrics"]}

@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from metrics_support import NS, call, label_values, samples, scrape, value, wrap
+from metrics_support import (
+    NS,
+    call,
+    label_values,
+    restore_logging,  # noqa: F401 - an autouse fixture
+    samples,
+    scrape,
+    value,
+    wrap,
+)
 from prometheus_client import CollectorRegistry, generate_latest
 
 import ops_observe

@@ -8,7 +8,15 @@ import urllib.error
 import urllib.request
 
 import pytest
-from metrics_support import NS, call, run, scrape, value, wrap
+from metrics_support import (
+    NS,
+    call,
+    restore_logging,  # noqa: F401 - an autouse fixture
+    run,
+    scrape,
+    value,
+    wrap,
+)
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 
 from ops_observe.types import Receive, Scope, Send

@@ -6,7 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi import APIRouter, FastAPI
-from metrics_support import NS, call, label_values, scrape, value, wrap
+from metrics_support import (
+    NS,
+    call,
+    label_values,
+    restore_logging,  # noqa: F401 - an autouse fixture
+    scrape,
+    value,
+    wrap,
+)
 
 from ops_observe.middleware.metrics import UNMATCHED
 

@@ -7,7 +7,17 @@ import subprocess
 from typing import Any
 
 import pytest
-from metrics_support import NS, call, label_values, run, samples, scrape, value, wrap
+from metrics_support import (
+    NS,
+    call,
+    label_values,
+    restore_logging,  # noqa: F401 - an autouse fixture
+    run,
+    samples,
+    scrape,
+    value,
+    wrap,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse

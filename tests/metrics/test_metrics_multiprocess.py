@@ -12,7 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from metrics_support import NS, samples, value
+from metrics_support import (
+    NS,
+    restore_logging,  # noqa: F401 - an autouse fixture
+    samples,
+    value,
+)
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 HERE = Path(__file__).resolve().parent

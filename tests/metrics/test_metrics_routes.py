@@ -6,6 +6,7 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
+from metrics_support import restore_logging  # noqa: F401 - an autouse fixture
 
 from ops_observe.routes import SCOPE_KEY, is_django_app, route_template
 
