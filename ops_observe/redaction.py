@@ -179,7 +179,7 @@ class Redactor:
     """Replaces PII and secrets in text and in nested values by typed markers (see the module doc).
 
     Args:
-        extra_patterns: ``{name: regex}``; each match becomes ``[REDACTED:name]``.
+        extra_patterns: ``{name: regex}``; each match becomes ``[REDACTED:<name>]``.
         extra_keys: More key words whose values are secret (whole words, case-insensitive).
         max_depth: Nesting below this depth in :meth:`value` is replaced by ``[REDACTED:depth]``.
         cache_size: How many clean strings to remember (0 disables the memo).
