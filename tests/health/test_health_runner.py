@@ -172,17 +172,19 @@ def test_two_hundred_concurrent_probes_run_the_check_once() -> None:
 
 def test_the_check_runs_again_once_the_interval_is_over() -> None:
     counting = Counting(delay=0)
-    checks = HealthChecks([BoundCheck("dep", counting)], cache_seconds=0.2)
+    now = [100.0]
+    checks = HealthChecks([BoundCheck("dep", counting)], cache_seconds=5, clock=lambda: now[0])
 
-    async def probes() -> None:
-        await checks.run()
-        await checks.run()
-        assert counting.runs == 1  # within the interval: cached
-        await asyncio.sleep(0.3)
-        await checks.run()
+    async def probes() -> list[int]:
+        runs = []
+        for advance in (0, 1, 3.5, 0.75, 4.5, 0.5):
+            now[0] += advance
+            await checks.run()
+            runs.append(counting.runs)
+        return runs
 
-    asyncio.run(probes())
-    assert counting.runs == 2
+    # Cached until the result is 5 s old: runs at t=100, t=105.25 and t=110.25 (exactly 5 s later).
+    assert asyncio.run(probes()) == [1, 1, 1, 2, 2, 3]
 
 
 def test_200_concurrent_ready_requests_probe_the_dependency_once_per_interval() -> None:

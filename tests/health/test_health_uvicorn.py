@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-DRAIN = 2.0
+DRAIN = 3.0
 
 APP = textwrap.dedent(
     """
