@@ -46,24 +46,50 @@ def _asyncpg(pool: Any) -> Stats:
     return size - idle, idle, int(pool.get_max_size()), 0
 
 
+class _Strong:
+    """A strong reference for pools that cannot be referenced weakly; forgotten once the pool is closed."""
+
+    __slots__ = ("pool",)
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    def __call__(self) -> Any:
+        return self.pool
+
+
+def _closed(pool: Any) -> bool:
+    is_closing = getattr(pool, "is_closing", None)  # asyncpg
+    if callable(is_closing):
+        return bool(is_closing())
+    return getattr(pool, "closed", False) is True  # psycopg_pool
+
+
 class PoolObserver:
-    """The pools of one catalog, each held weakly, read into the gauges on :meth:`refresh`."""
+    """The pools of one catalog, held weakly where possible, read into the gauges on :meth:`refresh`.
+
+    A pool that is closed or gone reports zeros once and is forgotten.
+    """
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self.pools: dict[str, tuple[weakref.ref[Any], Callable[[Any], Stats]]] = {}
+        self.pools: dict[str, tuple[Callable[[], Any], Callable[[Any], Stats]]] = {}
 
     def add(self, pool: Any, name: str) -> None:
         reader = pool_reader(pool)
-        self.pools[name] = (weakref.ref(pool), reader)
+        try:
+            ref: Callable[[], Any] = weakref.ref(pool)
+        except TypeError:  # asyncpg's Pool has __slots__ without a weak reference slot
+            ref = _Strong(pool)
+        self.pools[name] = (ref, reader)
         self.refresh()
 
     def refresh(self) -> None:
-        """Read every observed pool; a pool that is gone reports zeros and is forgotten."""
+        """Read every observed pool; a pool that is closed or gone reports zeros and is forgotten."""
         m = self.catalog.metrics
         for name, (ref, read) in list(self.pools.items()):
             pool = ref()
-            if pool is None:
+            if pool is None or _closed(pool):
                 del self.pools[name]
                 stats: Stats = (0, 0, 0, 0)
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -248,6 +249,39 @@ def test_observe_psycopg_pool(postgres_server: object) -> None:
         text = scrape(app)
         assert value(text, f"{NS}_db_connections_active", pool="main") == 0
         assert value(text, f"{NS}_db_connections_idle", pool="main") == 2
+    assert value(scrape(app), f"{NS}_db_connections_idle", pool="main") == 0
+
+
+def test_observe_asyncpg_pool(postgres_server: object, need: Any) -> None:
+    import asyncio
+    import importlib.util
+
+    need(importlib.util.find_spec("asyncpg"), "asyncpg is not installed (pip install asyncpg)")
+    import asyncpg
+
+    app = wrap(lambda scope, receive, send: None)
+    cat = app.suite.state["metrics"]
+
+    async def main() -> None:
+        pool = await asyncpg.create_pool(postgres_server.dsn.split("?")[0], min_size=2, max_size=3)  # type: ignore[attr-defined]
+        try:
+            cat.observe_pool(pool, name="async")
+            async with pool.acquire():
+                text = scrape_in_loop(app)
+                assert value(text, f"{NS}_db_connections_active", pool="async") == 1
+                assert value(text, f"{NS}_db_connections_idle", pool="async") == 1
+                assert value(text, f"{NS}_db_connections_max", pool="async") == 3
+        finally:
+            await pool.close()
+        text = scrape_in_loop(app)
+        assert value(text, f"{NS}_db_connections_max", pool="async") == 0  # closed: zeros, then forgotten
+
+    def scrape_in_loop(target: object) -> str:
+        # Read the exposition directly: a scrape through httpx needs its own event loop.
+        exposition = app.suite.state["metrics.exposition"]
+        return exposition.render("GET", "127.0.0.1", b"", "", "")[2].decode()  # type: ignore[no-any-return]
+
+    asyncio.run(main())
 
 
 def test_observe_pool_refuses_other_objects() -> None:

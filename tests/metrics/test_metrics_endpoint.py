@@ -139,3 +139,25 @@ def test_serves_what_other_features_register_on_the_registry() -> None:
     app = wrap(hello)
     Counter("svc_feature_probe", "a metric another feature registered", registry=app.suite.registry).inc(7)
     assert value(scrape(app), "svc_feature_probe_total") == 7
+
+
+def test_trace_id_exemplars_with_the_tracing_middleware() -> None:
+    from ops_observe.settings import load_settings
+
+    settings = {
+        "service_name": "svc",
+        "middleware": ["metrics", "tracing"],
+        "tracing": {"exporter": "none", "sample_ratio": 1.0},
+    }
+    import ops_observe
+
+    app = ops_observe.wrap(hello, settings=load_settings(settings))
+    call(app, "/x")
+    om = _get(app, headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    bucket_lines = [
+        line for line in om.text.splitlines() if line.startswith(f"{NS}_http_request_duration_seconds_bucket")
+    ]  # type: ignore[attr-defined]
+    exemplars = [line for line in bucket_lines if '# {trace_id="' in line]
+    assert len(exemplars) == 1 and 'endpoint="<unmatched>"' in exemplars[0]
+    # The plain text format has no exemplars.
+    assert "trace_id" not in _get(app).text  # type: ignore[attr-defined]
