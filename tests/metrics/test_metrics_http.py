@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from metrics_support import (
     NS,
     call,
@@ -374,3 +377,26 @@ def test_no_count_lost_when_scrapes_race_with_requests() -> None:
 
 
 LABELS_200 = {"method": "GET", "endpoint": UNMATCHED, "status": "200"}
+
+
+@given(paths=st.lists(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=30), max_size=8))
+@settings(max_examples=30)
+def test_endpoint_label_is_never_a_raw_path(paths: list[str]) -> None:
+    app = wrap(starlette_app())
+
+    async def send_all() -> None:
+        for path in paths:
+            # Raw ASGI scopes: any decoded path a server could hand over, not only what httpx accepts.
+            scope = {"type": "http", "method": "GET", "path": "/" + path, "root_path": "", "headers": [],
+                     "query_string": b""}  # fmt: skip
+            with contextlib.suppress(Exception):
+                await app(scope, _receive_nothing, _discard)
+
+    run(send_all())
+    text = scrape(app)
+    templates = {
+        "/items/{item_id}", "/boom", "/echo", "/api/users/{user_id}", "/t/{tenant}/r/deep/{x}", "/static/{path}",
+        UNMATCHED, "/metrics",
+    }  # fmt: skip
+    assert label_values(text, f"{NS}_http_requests_total", "endpoint") <= templates
+    assert sum(v for (n, _), v in samples(text).items() if n == f"{NS}_http_requests_total") == len(paths)
