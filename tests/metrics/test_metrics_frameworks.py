@@ -91,3 +91,15 @@ def test_django_route_patterns(django_app: object) -> None:
     assert value(text, total, method="GET", endpoint="/boom/", status="500") == 1
     assert value(text, f"{NS}_http_response_size_bytes_sum", method="GET", endpoint="/api/items/<int:item_id>/",
                  status="200") == len(b"item 1") + len(b"item 2")  # fmt: skip
+
+
+def test_setup_observability_in_place() -> None:
+    from metrics_support import settings
+
+    import ops_observe
+
+    app = fastapi_app()
+    ops_observe.setup_observability(app, settings=settings())
+    call(app, "/v1/items/3", "/v1/items/4")
+    total = f"{NS}_http_requests_total"
+    assert value(scrape(app), total, method="GET", endpoint="/v1/items/{item_id}", status="200") == 2
