@@ -87,3 +87,12 @@ def promtool() -> str:
 def _need_fixture() -> object:
     """:func:`need` for tests: ``need(condition, reason)`` skips locally and fails under CI."""
     return need
+
+
+@pytest.fixture(autouse=True)
+def _restore_process_logging() -> Iterator[None]:
+    """Undo the JSON logging any wrapped app installed: loguru and ``logging`` are process-wide."""
+    yield
+    from ops_observe.logging import setup
+
+    setup.reset()
