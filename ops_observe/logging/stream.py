@@ -216,6 +216,9 @@ class JsonStream:
 
     def sink(self, message: Any) -> None:
         """loguru's sink for the records of ``loguru.logger`` and ``logging`` (already rendered)."""
+        # The rendered line was parked in the record for loguru's format: take it out, so that
+        # handlers running after this one do not see it among the extras.
+        message.record["extra"].pop("_ops_json", None)
         self.writer.write(str(message))
 
     def complete(self) -> None:

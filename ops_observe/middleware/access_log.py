@@ -19,6 +19,7 @@ from loguru import logger as _loguru
 
 from ops_observe.logging import setup as _setup
 from ops_observe.logging.context import request_holder
+from ops_observe.logging.request_info import client_address, user_id_of
 from ops_observe.logging.stream import JsonStream
 from ops_observe.routes import route_template
 from ops_observe.sections.root import Settings
@@ -191,7 +192,7 @@ class AccessLogMiddleware:
         # Values the app supplied (any type) go through the renderer's full cleaning, not as trusted.
         extra: dict[str, Any] | None = None
         if "user_id" not in holder:
-            user_id = _user_id(scope)
+            user_id = user_id_of(scope)
             if user_id is not None:
                 extra = {"user_id": user_id}
         level = "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
@@ -232,56 +233,6 @@ class AccessLogMiddleware:
             if len(self._trust_memo) < _MEMO_LIMIT:
                 self._trust_memo[host] = found
         return found
-
-
-def client_address(peer: str, forwarded: Sequence[bytes], trusted: Any) -> str:
-    """The client behind trusted proxies: walk the forwarded chain from the right, skipping trusted hops.
-
-    ``forwarded`` holds ``name + b"\\0" + value`` of each ``X-Forwarded-For`` / ``Forwarded`` header
-    in order; ``trusted(host)`` says whether a hop is one of ours. An untrusted ``peer`` is the
-    client whatever the headers say (they may be forged).
-    """
-    if not trusted(peer):
-        return peer
-    hops: list[str] = []
-    for item in forwarded:
-        name, _, value = item.partition(b"\x00")
-        text = value.decode("latin-1")
-        if name == b"forwarded":
-            for element in text.split(","):
-                for pair in element.split(";"):
-                    key, _, val = pair.strip().partition("=")
-                    if key.lower() == "for":
-                        hops.append(_strip_port(val.strip().strip('"')))
-        else:
-            hops.extend(h.strip() for h in text.split(",") if h.strip())
-    client = peer
-    for hop in reversed(hops):
-        client = hop
-        if not trusted(hop):
-            break
-    return client
-
-
-def _strip_port(value: str) -> str:
-    if value.startswith("["):  # [2001:db8::1]:4711
-        return value[1:].partition("]")[0]
-    if value.count(":") == 1:  # 192.0.2.1:4711
-        return value.partition(":")[0]
-    return value
-
-
-def _user_id(scope: Scope) -> Any:
-    state = scope.get("state")
-    if state:
-        user_id = state.get("user_id")
-        if user_id is not None:
-            return user_id
-    user = scope.get("user")
-    if user is not None and getattr(user, "is_authenticated", False):
-        identity = getattr(user, "identity", None)
-        return identity if identity is not None else getattr(user, "display_name", None)
-    return None
 
 
 def from_settings(app: ASGIApp, settings: Settings, *, suite: Suite | None = None) -> AccessLogMiddleware:
