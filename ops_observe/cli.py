@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from ops_observe.settings import DEFAULT_FILE, ENV_VAR, Settings, load_settings,
 DEMO_SETTINGS = Path(__file__).with_name("demo.toml")
 """The demo's settings, used by `serve` when neither an app nor settings are named."""
 
+MULTIPROC_ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 APP_ENV_VAR = "OPS_OBSERVE_APP"
 """The ``module:attr`` of the app `serve` wraps, handed to each uvicorn worker."""
 
@@ -113,7 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.settings:
         os.environ[ENV_VAR] = os.path.abspath(args.settings)
     if args.workers > 1:
-        _prepare_workers(settings, args.workers)
+        _prepare_workers(settings)
     uvicorn.run(
         "ops_observe.cli:served_app",
         factory=True,
@@ -125,11 +127,14 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_workers(settings: Settings, workers: int) -> None:
-    """Hook for features that must prepare the parent process before uvicorn forks workers."""
-    from ops_observe.metrics import multiprocess
+def _prepare_workers(settings: Settings) -> None:
+    """Several workers share their metrics through prometheus-client's multiprocess directory.
 
-    multiprocess.prepare(settings, workers)
+    Each worker switches to multiprocess mode when it builds its app; the parent only makes sure
+    that all of them agree on one directory, a fresh one unless the settings or environment name one.
+    """
+    if not settings.metrics.multiprocess_dir and not os.environ.get(MULTIPROC_ENV_VAR):
+        os.environ[MULTIPROC_ENV_VAR] = tempfile.mkdtemp(prefix="ops-observe-metrics-")
 
 
 def served_app() -> Any:

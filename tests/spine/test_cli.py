@@ -114,3 +114,33 @@ def test_docs_name_every_command() -> None:
     commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for name in commands:
         assert f"`ops-observe {name}" in text
+
+
+def test_serve_with_two_workers_counts_exactly(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = free_port()
+    settings = tmp_path / "s.toml"
+    settings.write_text('[ops_observe]\nservice_name = "demo"\nmiddleware = ["correlation", "metrics"]\n')
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ops_observe", "serve", "--settings", str(settings), "--port", str(port), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        _get_when_up(f"http://127.0.0.1:{port}/health")
+        for _ in range(20):  # a fresh connection each time, so both workers answer some
+            assert httpx.get(f"http://127.0.0.1:{port}/items/1", timeout=5).status_code == 200
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    total = sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "demo_http_requests_total" and sample.labels.get("endpoint") == "/items/{item_id}"
+    )
+    assert total == 20
