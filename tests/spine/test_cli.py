@@ -124,7 +124,18 @@ def test_serve_with_two_workers_counts_exactly(tmp_path: Path) -> None:
     settings.write_text('[ops_observe]\nservice_name = "demo"\nmiddleware = ["correlation", "metrics"]\n')
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "ops_observe", "serve", "--settings", str(settings), "--port", str(port), "--workers", "2"],
+        [
+            sys.executable,
+            "-m",
+            "ops_observe",
+            "serve",
+            "--settings",
+            str(settings),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
