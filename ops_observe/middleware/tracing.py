@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
@@ -30,7 +29,6 @@ from opentelemetry.instrumentation.asgi import (
     set_status_code,
 )
 from opentelemetry.metrics import NoOpMeterProvider
-from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import (
     INVALID_SPAN_CONTEXT,
     NonRecordingSpan,
@@ -46,6 +44,15 @@ from ops_observe.routes import route_template
 from ops_observe.sections.root import Settings
 from ops_observe.sections.tracing import DEFAULT_SENSITIVE_PARAMS
 from ops_observe.suite import Suite
+from ops_observe.tracing.http import (
+    REDACTED,
+    ServerParentTracer,
+    clean_query,
+    clean_url_attributes,
+    headers_getter,
+    printable_query,
+    utf8_query,
+)
 from ops_observe.tracing.provider import TracingRuntime, runtime_var
 from ops_observe.tracing.sampling import TRACE_ID_LOW_MASK, Handoff, handoff
 from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,47 +60,10 @@ from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["CORRELATION_ATTRIBUTE", "REDACTED", "TracingMiddleware", "from_settings"]
 
 CORRELATION_ATTRIBUTE = "correlation_id"
-REDACTED = "REDACTED"
 _METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")}
-_URL_KEYS = ("http.url", "url.full", "url.query", "http.target")
 # Root trace ids drawn here are random: say so (W3C trace context level 2), as the SDK does.
 _RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
 _ROOT_FLAGS = {False: TraceFlags(_RANDOM), True: TraceFlags(TraceFlags.SAMPLED | _RANDOM)}
-
-
-class _HeadersGetter(Getter[Sequence[tuple[bytes, bytes]]]):
-    """Reads propagation headers straight from the ASGI header list (names are lowercase there)."""
-
-    def get(self, carrier: Sequence[tuple[bytes, bytes]], key: str) -> list[str] | None:
-        name = key.lower().encode("latin-1")
-        found = [value.decode("latin-1") for header, value in carrier if header == name]
-        return found or None
-
-    def keys(self, carrier: Sequence[tuple[bytes, bytes]]) -> list[str]:
-        return [header.decode("latin-1") for header, _ in carrier]
-
-
-_getter = _HeadersGetter()
-
-
-class _ServerParentTracer(trace.Tracer):
-    """Hands the stock middleware's server span the parent context our propagator extracted.
-
-    The stock middleware extracts with the process-global propagator; ours is per app (B3 or W3C
-    by setting), so the server span's parent comes from the hand-off cell instead.
-    """
-
-    def __init__(self, tracer: trace.Tracer) -> None:
-        self._tracer = tracer
-
-    def start_span(self, name: str, context: Context | None = None, *args: Any, **kwargs: Any) -> trace.Span:
-        cell = handoff.get()
-        if cell is not None and cell.context is not None:
-            context, cell.context = cell.context, None
-        return self._tracer.start_span(name, context, *args, **kwargs)
-
-    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
-        return self._tracer.start_as_current_span(*args, **kwargs)
 
 
 class TracingMiddleware:
@@ -126,13 +96,13 @@ class TracingMiddleware:
             self._named,
             default_span_details=_span_details,
             server_request_hook=self._on_server_span,
-            tracer=_ServerParentTracer(runtime.tracer),
+            tracer=ServerParentTracer(runtime.tracer),
             meter_provider=NoOpMeterProvider(),  # HTTP metrics are the metrics middleware's job
             exclude_spans=None if message_spans else ["receive", "send"],
         )
         self.semconv_mode = self.otel._sem_conv_opt_in_mode
         self.excluded = frozenset(exclude_paths)
-        self.sensitive = frozenset(p.lower().encode("latin-1") for p in sensitive_params)
+        self.sensitive = frozenset(p.lower() for p in sensitive_params)
         self.correlation_attribute = correlation_attribute
         self.propagator = runtime.propagator
         self.fields = frozenset(f.lower().encode("latin-1") for f in runtime.propagator.fields)
@@ -151,7 +121,9 @@ class TracingMiddleware:
             else:
                 trace_id = random.getrandbits(128) or 1
                 sampled = (trace_id & TRACE_ID_LOW_MASK) < self.bound
-            if sampled and self.record:
+            # The stock middleware raises on a query string that is not UTF-8: such a request
+            # takes the other path, which records it (if it fails) with the query made printable.
+            if sampled and self.record and utf8_query(scope.get("query_string", b"")):
                 # An empty context for a root: the stock middleware would otherwise pass the parent
                 # that the process-global propagator found, a format this app may not accept.
                 cell = Handoff(trace_id=0 if parent.is_valid else trace_id, context=parent_context or Context())
@@ -182,7 +154,7 @@ class TracingMiddleware:
         fields = self.fields
         for name, _ in headers:
             if name in fields:  # only then is the propagator worth calling
-                extracted = self.propagator.extract(headers, context=Context(), getter=_getter)
+                extracted = self.propagator.extract(headers, context=Context(), getter=headers_getter)
                 return extracted, trace.get_current_span(extracted).get_span_context()
         return None, INVALID_SPAN_CONTEXT
 
@@ -220,24 +192,9 @@ class TracingMiddleware:
                 span.set_attribute(self.correlation_attribute, correlation_id)
         query = scope.get("query_string")
         if query and self.sensitive:
-            self._clean_urls(span, query)
-
-    def _clean_urls(self, span: trace.Span, query: bytes) -> None:
-        cleaned, changed = [], False
-        for part in query.split(b"&"):
-            name, eq, _ = part.partition(b"=")
-            if eq and name.lower() in self.sensitive:
-                part, changed = name + b"=" + REDACTED.encode(), True
-            cleaned.append(part)
-        if not changed:
-            return
-        raw = query.decode("latin-1")
-        new = b"&".join(cleaned).decode("latin-1")
-        attributes = getattr(span, "attributes", None) or {}
-        for key in _URL_KEYS:
-            value = attributes.get(key)
-            if isinstance(value, str):
-                span.set_attribute(key, value.replace(unquote(raw), unquote(new)).replace(raw, new))
+            cleaned = clean_query(query.decode("utf-8", "replace"), self.sensitive)
+            if cleaned is not None:
+                clean_url_attributes(span, cleaned)
 
     async def _unsampled(
         self,
@@ -296,7 +253,9 @@ class TracingMiddleware:
         exc: Exception | None,
     ) -> None:
         """Record the server span of a failed unsampled request, as the stock middleware would have."""
-        attributes = collect_request_attributes(scope, self.semconv_mode)  # type: ignore[no-untyped-call]
+        query = scope.get("query_string", b"")
+        readable = scope if utf8_query(query) else {**scope, "query_string": printable_query(query)}
+        attributes = collect_request_attributes(readable, self.semconv_mode)  # type: ignore[no-untyped-call]
         cell = Handoff(trace_id=ids.trace_id, span_id=ids.span_id, force=True)
         token = handoff.set(cell)
         try:
@@ -310,7 +269,7 @@ class TracingMiddleware:
             )
         finally:
             handoff.reset(token)
-        self._on_server_span(span, scope)
+        self._on_server_span(span, readable)
         self._name(span, scope, root_path)
         if status:
             set_status_code(span, status, None, self.semconv_mode)  # type: ignore[no-untyped-call]

@@ -190,3 +190,106 @@ def test_an_excluded_path_below_the_root_path_passes_straight_through() -> None:
     asyncio.run(middleware(scope, send, send))  # type: ignore[arg-type]
     assert seen == [send]
     runtime.shutdown()
+
+
+_NAMES = st.from_regex(r"[a-z]{1,8}", fullmatch=True).filter(lambda n: n not in {"token", "sid"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    before=st.lists(st.tuples(_NAMES, st.from_regex(r"[0-9]{0,6}", fullmatch=True)), max_size=4),
+    after=st.lists(st.tuples(_NAMES, st.from_regex(r"[0-9]{0,6}", fullmatch=True)), max_size=4),
+    name=st.sampled_from(["token", "TOKEN", "Token", "to%6Ben", "sid"]),
+    # Never a name (lowercase), a value (digits) or a piece of the marker.
+    secret=st.from_regex(r"[A-Z]{6,20}", fullmatch=True).filter(lambda s: s not in "REDACTED"),
+    separator=st.sampled_from(["&", ";"]),
+)
+def test_clean_query_never_leaves_a_sensitive_value(
+    before: list[tuple[str, str]], after: list[tuple[str, str]], name: str, secret: str, separator: str
+) -> None:
+    from urllib.parse import unquote
+
+    from ops_observe.tracing.http import REDACTED, clean_query
+
+    pairs = [f"{k}={v}" for k, v in before] + [f"{name}={secret}"] + [f"{k}={v}" for k, v in after]
+    query = separator.join(pairs)
+    cleaned = clean_query(query, frozenset({"token", "sid"}))
+    assert cleaned is not None
+    assert secret not in cleaned and secret not in unquote(cleaned)
+    assert f"{name}={REDACTED}" in cleaned
+    for k, v in before + after:  # the rest is kept as it was
+        assert f"{k}={v}" in cleaned
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    query=st.binary(max_size=40),
+    traceparent=st.binary(max_size=80).filter(lambda b: b"\r" not in b and b"\n" not in b),
+    b3=st.binary(max_size=60),
+    ratio=st.sampled_from([0.0, 1.0]),
+)
+def test_any_query_string_and_propagation_headers_leave_the_request_unharmed(
+    query: bytes, traceparent: bytes, b3: bytes, ratio: float
+) -> None:
+    """Whatever arrives from outside, the app answers and the ids stay well-formed."""
+    seen: dict[str, Any] = {}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen["trace_id"] = get_trace_id()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    runtime, _ = memory_runtime(sample_ratio=ratio, propagators=["tracecontext", "baggage", "b3"])
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/x",
+        "raw_path": b"/x",
+        "query_string": query,
+        "headers": [(b"host", b"shop.test"), (b"traceparent", traceparent), (b"b3", b3), (b"baggage", b3)],
+        "scheme": "http",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 5000),
+        "http_version": "1.1",
+    }
+    asyncio.run(TracingMiddleware(app, runtime=runtime)(scope, receive, send))
+    assert sent[0]["status"] == 200
+    assert seen["trace_id"] is not None and len(seen["trace_id"]) == 32
+    runtime.shutdown()
+
+
+def test_a_failed_request_with_a_non_utf8_query_is_still_recorded_with_a_printable_query() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("bad")
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        return None
+
+    runtime, memory = memory_runtime(sample_ratio=1.0)
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/x",
+        "query_string": b"q=\xff\xfe&token=abc",
+        "headers": [(b"host", b"shop.test")],
+        "scheme": "http",
+        "server": ("127.0.0.1", 8000),
+    }
+    with pytest.raises(RuntimeError, match="bad"):
+        asyncio.run(TracingMiddleware(app, runtime=runtime)(scope, receive, send))
+    runtime.flush()
+    (span,) = memory.get_finished_spans()
+    assert "q=%FF%FE" in span.attributes["http.url"] or "q=\ufffd" in span.attributes["http.url"]
+    assert "abc" not in span.attributes["http.url"]
+    runtime.shutdown()

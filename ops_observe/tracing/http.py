@@ -1,0 +1,111 @@
+"""Helpers of the tracing middleware: reading headers, handing over the parent, cleaning query strings."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote, unquote, unquote_plus
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter
+
+from ops_observe.tracing.sampling import handoff
+
+__all__ = [
+    "REDACTED",
+    "HeadersGetter",
+    "ServerParentTracer",
+    "clean_query",
+    "clean_url_attributes",
+    "headers_getter",
+    "printable_query",
+    "utf8_query",
+]
+
+REDACTED = "REDACTED"
+_SEPARATORS = re.compile(r"([&;])")
+
+
+class HeadersGetter(Getter[Sequence[tuple[bytes, bytes]]]):
+    """Reads propagation headers straight from the ASGI header list (names are lowercase there)."""
+
+    def get(self, carrier: Sequence[tuple[bytes, bytes]], key: str) -> list[str] | None:
+        name = key.lower().encode("latin-1")
+        found = [value.decode("latin-1") for header, value in carrier if header == name]
+        return found or None
+
+    def keys(self, carrier: Sequence[tuple[bytes, bytes]]) -> list[str]:
+        return [header.decode("latin-1") for header, _ in carrier]
+
+
+headers_getter = HeadersGetter()
+
+
+class ServerParentTracer(trace.Tracer):
+    """Hands the stock middleware's server span the parent context our propagator extracted.
+
+    The stock middleware extracts with the process-global propagator; ours is per app (B3 or W3C
+    by setting), so the server span's parent comes from the hand-off cell instead.
+    """
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(self, name: str, context: Context | None = None, *args: Any, **kwargs: Any) -> trace.Span:
+        cell = handoff.get()
+        if cell is not None and cell.context is not None:
+            context, cell.context = cell.context, None
+        return self._tracer.start_span(name, context, *args, **kwargs)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        return self._tracer.start_as_current_span(*args, **kwargs)
+
+
+def utf8_query(query: bytes) -> bool:
+    """True when the stock middleware can decode ``query`` (it decodes UTF-8 strictly, and raises)."""
+    if query.isascii():
+        return True
+    try:
+        query.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def printable_query(query: bytes) -> bytes:
+    """``query`` with every byte that is not printable ASCII percent-encoded, for recording only."""
+    return quote(query, safe="/?:@&=+$,;%!~*'()[]").encode("ascii")
+
+
+def clean_query(query: str, sensitive: frozenset[str]) -> str | None:
+    """``query`` with the value of each ``sensitive`` parameter (matched case-insensitively, after
+    percent-decoding its name) replaced by ``REDACTED``; ``None`` when there is none to replace.
+
+    Both ``&`` and ``;`` count as separators, so that no reading of the query leaves a value behind.
+    """
+    parts = _SEPARATORS.split(query)
+    changed = False
+    for i in range(0, len(parts), 2):
+        name, eq, _ = parts[i].partition("=")
+        if eq and unquote_plus(name).strip().lower() in sensitive:
+            parts[i] = f"{name}={REDACTED}"
+            changed = True
+    return "".join(parts) if changed else None
+
+
+def clean_url_attributes(span: trace.Span, cleaned: str) -> None:
+    """Put the ``cleaned`` query in the URL attributes the stock middleware recorded."""
+    attributes = getattr(span, "attributes", None) or {}
+    for key in ("http.url", "url.full"):
+        value = attributes.get(key)
+        if isinstance(value, str) and "?" in value:
+            base = value.split("?", 1)[0]
+            # The stock http.url holds the percent-decoded query; keep that form.
+            span.set_attribute(key, f"{base}?{unquote(cleaned) if key == 'http.url' else cleaned}")
+    if isinstance(attributes.get("url.query"), str):
+        span.set_attribute("url.query", cleaned)
+    target = attributes.get("http.target")
+    if isinstance(target, str) and "?" in target:
+        span.set_attribute("http.target", f"{target.split('?', 1)[0]}?{cleaned}")
