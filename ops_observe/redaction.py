@@ -327,7 +327,8 @@ class Redactor:
 
     def field(self, key: str, value: Any, _depth: int = 0) -> Any:
         """The redacted value of one ``key=value`` pair: a secret marker when the key names a secret."""
-        if self.is_secret_key(key) and value is not None and value != "" and not isinstance(value, bool):
+        blank = value is None or isinstance(value, bool) or (type(value) is str and not value)
+        if not blank and self.is_secret_key(key):
             if isinstance(value, str) and value.startswith("[REDACTED:"):
                 return value
             return self._secret

@@ -69,6 +69,7 @@ def encoders() -> dict[str, Callable[[Any], str]]:
 _ENCODERS = encoders()
 _get_span = trace.get_current_span
 TRUNCATED = "…[truncated]"
+TRUNCATED_HEAD = "[truncated]…"
 SECRET = "[REDACTED:secret]"
 
 
@@ -246,7 +247,7 @@ class JsonRenderer:
                 secret = secret_memo.get(key)
                 if secret is None:
                     secret = is_secret(key)
-                if secret and value is not None and value != "" and kind is not bool:
+                if secret and not _blank(value):
                     out[key] = SECRET
                     continue
             if kind is str:
@@ -284,7 +285,7 @@ class JsonRenderer:
                     out["…"] = f"{len(value) - i} more"
                     break
                 key = k if type(k) is str else str(k)
-                if redact and self.redactor.is_secret_key(key) and v not in (None, "", True, False):
+                if redact and self.redactor.is_secret_key(key) and not _blank(v):
                     out[key] = "[REDACTED:secret]"
                 else:
                     out[key] = self.clean(v, flags, depth + 1)
@@ -341,10 +342,16 @@ class JsonRenderer:
             message = "<unprintable>"
         frames = traceback.extract_tb(tb)[-30:] if tb is not None else []
         text = "".join(traceback.format_exception(etype, value, tb))
+        # A traceback's end (the innermost frames, the exception line) matters most: keep the tail.
+        limit = self.max_field
+        text = self.redactor.text(text[-limit * 2 :])
+        if len(text) > limit:
+            flags.append("traceback")
+            text = TRUNCATED_HEAD + text[-limit:]
         return {
             "type": name,
             "message": self._string(message, flags),
-            "traceback": self._string(text[-self.max_field * 2 :], flags),
+            "traceback": text,
             "frames": [{"file": f.filename, "line": f.lineno, "function": f.name} for f in frames],
         }
 
@@ -358,3 +365,9 @@ class JsonRenderer:
         keep["truncated"] = True
         keep["dropped_fields"] = sorted(k for k in out if k not in keep)[:100]
         return self._dumps(keep)
+
+
+def _blank(value: Any) -> bool:
+    # Identity and type checks only: ``value == ""`` on an arbitrary object (a numpy array) may
+    # raise or not be a bool.
+    return value is None or value is True or value is False or (type(value) is str and not value)

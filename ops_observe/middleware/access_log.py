@@ -150,9 +150,11 @@ class AccessLogMiddleware:
         request_size = int(length) if length is not None and length.isdigit() else None
         client = scope.get("client")
         host = client[0] if client else None
+        forwarded_host = False
         if self.networks and host is not None and (b"x-forwarded-for" in headers or b"forwarded" in headers):
             forwarded = [n + b"\x00" + v for n, v in scope["headers"] if n == b"x-forwarded-for" or n == b"forwarded"]
             host = client_address(host, forwarded, self._trusted)
+            forwarded_host = True
         method = scope["method"]
         path = scope["path"]
         query = None
@@ -172,6 +174,8 @@ class AccessLogMiddleware:
                 user_agent = text(user_agent)
             if query is not None:
                 query = text(query)
+            if forwarded_host and host is not None:  # a header value: whatever the client wrote
+                host = text(host)
         fields: dict[str, Any] = {
             "method": method,
             "path": path,
@@ -203,6 +207,7 @@ class AccessLogMiddleware:
         exc = error if error is not None and not isinstance(error, CancelledError) else None
         if exc is not None:
             fields["error"] = type(exc).__name__
+            level = "ERROR"  # also when the app raised after its response had started
         message = f"{method} {path} {status}"
         if stream is not None:
             stream.emit(

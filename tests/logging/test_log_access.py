@@ -149,6 +149,27 @@ def test_a_crash_is_logged_with_the_exception_and_re_raised(lines: Lines) -> Non
     assert line["exception"]["message"] == "broken for [REDACTED:email]"
 
 
+def test_a_crash_after_the_response_started_is_an_error_line(lines: Lines) -> None:
+    lines.install()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("mid-stream")
+
+    with pytest.raises(RuntimeError):
+        call_raw(AccessLogMiddleware(app))
+    line = access(lines)[0]
+    assert (line["status"], line["level"], line["error"]) == (200, "ERROR", "RuntimeError")
+
+
+def test_a_forwarded_client_is_redacted_and_bounded(lines: Lines) -> None:
+    lines.install({"logging": {"max_field_length": 50}})
+    forged = b"bob@example.com" + b"x" * 200
+    call_raw(AccessLogMiddleware(ok_app, trusted_proxies=["127.0.0.1"]), headers=[(b"x-forwarded-for", forged)])
+    client = access(lines)[0]["client"]
+    assert client.startswith("[REDACTED:email]") and len(client) < 80
+
+
 def test_a_cancelled_request_is_logged_as_499(lines: Lines) -> None:
     lines.install()
     started = asyncio.Event()

@@ -224,3 +224,46 @@ def test_deep_nesting_is_cut(lines: Lines) -> None:
 def test_unknown_encoder_is_refused() -> None:
     with pytest.raises(ValueError, match="not available"):
         JsonRenderer(encoder="simdjson")
+
+
+def test_secret_keys_hide_falsy_numbers_and_odd_objects(lines: Lines) -> None:
+    lines.install()
+
+    class NoEquality:
+        def __eq__(self, other: object) -> bool:
+            raise TypeError("no comparisons")
+
+        __hash__ = object.__hash__
+
+        def __str__(self) -> str:
+            return "odd"
+
+    get_logger("t").info(
+        "m", pin=0, otp={"password": 1, "nested": {"token": NoEquality()}}, empty_token="", flag_secret=True
+    )
+    line = lines.one(message="m")
+    assert (line["pin"], line["empty_token"], line["flag_secret"]) == ("[REDACTED:secret]", "", True)
+    assert line["otp"] == {"password": "[REDACTED:secret]", "nested": {"token": "[REDACTED:secret]"}}
+    get_logger("t").info("n", data={"password": 0, "token": NoEquality(), "other": NoEquality()})
+    assert lines.one(message="n")["data"] == {
+        "password": "[REDACTED:secret]",
+        "token": "[REDACTED:secret]",
+        "other": "odd",
+    }
+
+
+def test_a_long_traceback_keeps_its_end(lines: Lines) -> None:
+    lines.install({"logging": {"max_field_length": 300}})
+
+    def recurse(n: int) -> None:
+        if n == 0:
+            raise LookupError("deepest")
+        recurse(n - 1)
+
+    try:
+        recurse(40)
+    except LookupError:
+        get_logger("t").exception("deep")
+    exc = lines.one(message="deep")["exception"]
+    assert exc["traceback"].startswith("[truncated]…") and exc["traceback"].rstrip().endswith("LookupError: deepest")
+    assert len(exc["frames"]) == 30 and exc["frames"][-1]["function"] == "recurse"
