@@ -145,7 +145,8 @@ class AccessLogMiddleware:
         # is all these fields need (the forwarded chain, which needs every value, is read apart).
         headers = dict(scope["headers"])
         raw_agent = headers.get(b"user-agent")
-        user_agent = raw_agent.decode("latin-1")[: self.user_agent_max] if raw_agent is not None else None
+        # Twice the kept length is redacted, then cut: a secret at the edge is seen whole.
+        user_agent = raw_agent[: 2 * self.user_agent_max].decode("latin-1") if raw_agent is not None else None
         length = headers.get(b"content-length")
         request_size = int(length) if length is not None and length.isdigit() else None
         client = scope.get("client")
@@ -171,11 +172,13 @@ class AccessLogMiddleware:
             if method not in STANDARD_METHODS:
                 method = text(method)
             if user_agent is not None:
-                user_agent = text(user_agent)
+                user_agent = text(user_agent)[: self.user_agent_max]
             if query is not None:
                 query = text(query)
             if forwarded_host and host is not None:  # a header value: whatever the client wrote
                 host = text(host)
+        elif user_agent is not None:
+            user_agent = user_agent[: self.user_agent_max]
         fields: dict[str, Any] = {
             "method": method,
             "path": path,

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
 from starlette.middleware import Middleware
@@ -19,6 +21,7 @@ from starlette.routing import Route
 
 import ops_observe
 from ops_observe.correlation import correlation_id
+from ops_observe.logging import setup
 from ops_observe.logging.api import bind_request, get_logger
 from ops_observe.middleware.access_log import ACCESS_KIND, AccessLogMiddleware, client_address, from_settings
 from ops_observe.settings import load_settings
@@ -416,3 +419,28 @@ async def ignore(message: Any) -> None:
 
 def call_raw(app: App, **scope: Any) -> None:
     asyncio.run(app(scope_for(**scope), receive_nothing, ignore))
+
+
+@settings(max_examples=80)
+@given(
+    path=st.text(max_size=60).map(lambda p: "/" + p),
+    query=st.binary(max_size=60),
+    agent=st.binary(max_size=300),
+    forwarded=st.binary(max_size=80),
+    method=st.sampled_from(["GET", "POST", "BREW", "x@y.io"]),
+)
+def test_whatever_the_request_holds_the_line_is_one_json_object(
+    path: str, query: bytes, agent: bytes, forwarded: bytes, method: str
+) -> None:
+    sink = Lines()
+    stream = setup.build_stream(load_settings({"logging": {"access": {"query": "redact"}}}), sink=sink)
+    middleware = AccessLogMiddleware(ok_app, query="redact", trusted_proxies=["127.0.0.1"], stream=stream)
+    scope = scope_for(
+        path, headers=[(b"user-agent", agent), (b"x-forwarded-for", forwarded), (b"forwarded", forwarded)]
+    )
+    scope.update(method=method, query_string=query)
+    asyncio.run(middleware(scope, receive_nothing, ignore))
+    [line] = sink.parsed()
+    assert line["status"] == 200 and line["kind"] == ACCESS_KIND
+    assert isinstance(line["client"], str) and len(line["user_agent"]) <= 256
+    assert "x@y.io" not in "".join(sink.raw)
