@@ -444,3 +444,18 @@ def test_whatever_the_request_holds_the_line_is_one_json_object(
     assert line["status"] == 200 and line["kind"] == ACCESS_KIND
     assert isinstance(line["client"], str) and len(line["user_agent"]) <= 256
     assert "x@y.io" not in "".join(sink.raw)
+
+
+@pytest.mark.parametrize(
+    ("order", "traced"), [(["correlation", "logging", "tracing"], False), (["correlation", "tracing", "logging"], True)]
+)
+def test_the_access_line_carries_the_trace_when_tracing_is_outside_it(
+    lines: Lines, order: list[str], traced: bool
+) -> None:
+    settings = {"middleware": order, "tracing": {"exporter": "none", "sample_ratio": 1.0}}
+    app = ops_observe.wrap(make_app(), settings=settings)
+    lines.install(settings)
+    call(app, "GET", "/items/1")
+    handling, line = lines.one(message="handling"), access(lines)[0]
+    assert len(handling["trace_id"]) == 32
+    assert line.get("trace_id") == (handling["trace_id"] if traced else None)
