@@ -111,7 +111,7 @@ class TcpCheck(HealthCheck):
         """Connect (and talk) once; fail when refused, unanswered or answered wrongly."""
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin before Python 3.11
             raise ServiceUnavailable(f"connecting to {self.host}:{self.port} timed out") from None
         except OSError as exc:
             raise ServiceUnavailable(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
@@ -122,7 +122,7 @@ class TcpCheck(HealthCheck):
             if self.expect:
                 try:
                     answer = await asyncio.wait_for(reader.read(len(self.expect)), self.timeout)
-                except TimeoutError:
+                except asyncio.TimeoutError:  # not the builtin before Python 3.11
                     raise ServiceUnavailable(f"{self.host}:{self.port} accepted but did not answer") from None
                 if not answer.startswith(self.expect):
                     raise UnexpectedResult(f"{self.host}:{self.port} answered {answer[:40]!r}")

@@ -117,7 +117,7 @@ class BoundCheck:
                 returned = await asyncio.wait_for(in_thread(self._call, self.name), self.timeout)
             if isinstance(returned, Mapping):
                 details = returned
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin before Python 3.11
             status, error = FAIL, TIMED_OUT.format(timeout=self.timeout)
         except HealthCheckError as exc:
             status, error, details = exc.status, self.mask(exc.message), exc.details

@@ -200,7 +200,7 @@ class HealthService:
                 in_thread(lambda: system.system_info(self.health.disk_path), "system"),
                 self.health.timeout,
             )
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin before Python 3.11
             machine = {"error": "reading the system facts timed out"}
         return {
             "system": machine,
