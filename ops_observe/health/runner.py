@@ -9,6 +9,7 @@ database, and a client that disconnects never cancels a run others are waiting f
 from __future__ import annotations
 
 import asyncio
+import difflib
 import inspect
 import logging
 import re
@@ -30,7 +31,7 @@ from ops_observe.sections.root import Settings
 logger = logging.getLogger("ops_observe.health")
 
 # Message templates, imported by the tests.
-UNKNOWN_OPTION = "check {check!r} (plugin {plugin!r}) has no option {option!r}; it takes: {known}"
+UNKNOWN_OPTION = "check {check!r} (plugin {plugin!r}) has no option {option!r}{hint}"
 MISSING_OPTION = "check {check!r} (plugin {plugin!r}) needs the option {option!r}"
 BAD_OPTION = "check {check!r} (plugin {plugin!r}) option {option!r}: expected {expected}, got {value!r}"
 REJECTED = "check {check!r} (plugin {plugin!r}) rejected its options: {error}"
@@ -115,6 +116,11 @@ class BoundCheck:
                 returned = await asyncio.wait_for(self._call(), self.timeout)
             else:
                 returned = await asyncio.wait_for(in_thread(self._call, self.name), self.timeout)
+                if inspect.isawaitable(returned):
+                    # A plain callable that hands back a coroutine (a partial, a callable object):
+                    # await it here, bounded by what is left of the timeout.
+                    left = self.timeout - (time.perf_counter() - started)
+                    returned = await asyncio.wait_for(returned, max(left, 0.0))
             if isinstance(returned, Mapping):
                 details = returned
         except asyncio.TimeoutError:  # not the builtin before Python 3.11
@@ -348,11 +354,16 @@ def bind_options(
     kwargs: dict[str, Any] = {}
     for option, value in options.items():
         if option not in named and not takes_any:
-            known = ", ".join(n for n in named if n != "timeout") or "no options"
+            known = [n for n in named if n != "timeout"]
+            close = difflib.get_close_matches(option, known, n=1, cutoff=0.6)
+            if close:
+                hint = f"; did you mean {close[0]!r}?"
+            else:
+                hint = "; it takes: " + (", ".join(known) or "no options")
             raise SettingsError(
                 source,
                 f"{key}.{option}",
-                UNKNOWN_OPTION.format(check=check, plugin=plugin, option=option, known=known),
+                UNKNOWN_OPTION.format(check=check, plugin=plugin, option=option, hint=hint),
             )
         kwargs[option] = _coerce(hints.get(option), value, check, plugin, option, source, f"{key}.{option}")
     if "timeout" in named:

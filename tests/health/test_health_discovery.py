@@ -54,7 +54,7 @@ def test_a_third_party_option_typo_names_the_check_and_option(third_party_dist: 
     with pytest.raises(SettingsError) as caught:
         wrap({"checks": {"acme": {"plugin": "acme", "anwser": "x"}}})
     assert caught.value.key == "health.checks.acme.anwser"
-    assert "check 'acme' (plugin 'acme') has no option 'anwser'; it takes: answer, fail" in str(caught.value)
+    assert "check 'acme' (plugin 'acme') has no option 'anwser'; did you mean 'answer'?" in str(caught.value)
 
 
 def test_a_plugin_that_fails_to_import_names_plugin_distribution_and_cause(third_party_dist: Path) -> None:

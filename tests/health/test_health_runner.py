@@ -256,6 +256,27 @@ def test_the_blackhole_fails_at_the_timeout_and_never_hangs(blackhole: Blackhole
     assert len(blackhole.accepted) >= 3
 
 
+def test_a_plain_check_handing_back_a_coroutine_is_awaited() -> None:
+    class Wrapper:
+        def __init__(self) -> None:
+            self.inner = Counting(delay=0)
+
+        def check(self) -> Any:
+            return self.inner.check()  # a coroutine, made in the check's thread
+
+    result = run(BoundCheck("c", Wrapper()))["c"]
+    assert result["status"] == "pass" and result["details"] == {"runs": 1}
+
+
+def test_a_check_without_options_says_so() -> None:
+    class Bare:
+        def check(self) -> None:
+            return None
+
+    with pytest.raises(SettingsError, match="has no option 'x'; it takes: no options"):
+        bind_options(Bare, {"x": 1}, check="c", plugin="p", timeout=1)
+
+
 # -- options against the check's signature ---------------------------------------------------------
 
 
@@ -290,7 +311,12 @@ def test_options_bind_with_strings_from_the_environment_converted(
         (
             {"host": "h", "prot": 1},
             "health.checks.c.prot",
-            UNKNOWN_OPTION.format(check="c", plugin="p", option="prot", known="host, port, ratio, on"),
+            UNKNOWN_OPTION.format(check="c", plugin="p", option="prot", hint="; did you mean 'port'?"),
+        ),
+        (
+            {"host": "h", "colour": "red"},
+            "health.checks.c.colour",
+            UNKNOWN_OPTION.format(check="c", plugin="p", option="colour", hint="; it takes: host, port, ratio, on"),
         ),
         ({}, "health.checks.c.host", MISSING_OPTION.format(check="c", plugin="p", option="host")),
         (
@@ -333,7 +359,7 @@ def test_wrap_refuses_bad_check_settings(check: dict[str, Any], key: str, fragme
     if key.endswith(".hots"):
         assert str(caught.value).startswith(
             "<dict>: health.checks.db.hots: "
-            + UNKNOWN_OPTION.format(check="db", plugin="tcp", option="hots", known="host, port, send, expect")
+            + UNKNOWN_OPTION.format(check="db", plugin="tcp", option="hots", hint="; did you mean 'host'?")
         )
     if key == "health.checks.db" and "port" in fragment:
         assert REJECTED.split("{")[0] in str(caught.value)
