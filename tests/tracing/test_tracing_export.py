@@ -313,3 +313,68 @@ def test_with_tracing_outside_logging_the_access_log_line_carries_the_ids(
     lines = [json.loads(line) for line in sink.read_text().splitlines()]
     (access,) = [line for line in lines if line.get("path") == "/items/3"]
     assert (access["trace_id"], access["span_id"]) == (span["traceId"], span["id"])
+
+
+def test_two_uvicorn_workers_each_export_and_flush_at_lifespan_shutdown(
+    collector: ZipkinCollector, tmp_path: Path
+) -> None:
+    """A real server: each worker builds its own provider; SIGTERM's lifespan shutdown flushes every span."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from tracing_support import free_port
+
+    (tmp_path / "traced_app.py").write_text(
+        "import ops_observe\n"
+        "from starlette.applications import Starlette\n"
+        "from starlette.responses import PlainTextResponse\n"
+        "from starlette.routing import Route\n"
+        "async def home(request):\n"
+        "    return PlainTextResponse('ok')\n"
+        "settings = {'service_name': 'workers', 'logging': {'sink': 'stderr', 'level': 'WARNING'},\n"
+        "            'tracing': {'exporter': 'zipkin', 'zipkin_endpoint': %r, 'schedule_delay': 600}}\n"
+        "app = ops_observe.wrap(Starlette(routes=[Route('/hello/{name}', home)]), settings=settings)\n"
+        % collector.endpoint
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "traced_app:app",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/hello/warmup", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "uvicorn did not start"
+                time.sleep(0.2)
+        for i in range(20):  # a fresh connection each time, so both workers get some
+            assert httpx.get(f"http://127.0.0.1:{port}/hello/{i}", timeout=5).status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    spans = collector.wait_for(21)
+    assert len(spans) == 21
+    assert {s["name"].lower() for s in spans} == {"get /hello/{name}"}
+    assert {s["localEndpoint"]["serviceName"] for s in spans} == {"workers"}
+    # Each worker process has its own provider (its own instance id); the OS decides how the
+    # connections are shared, so both usually, but not necessarily, served some.
+    assert 1 <= len({s["tags"]["service.instance.id"] for s in spans}) <= 2
