@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import logging
 import os
 import statistics
 import time
@@ -134,7 +135,7 @@ def main() -> None:
     # Both of our variants side by side: each gets its own stream, handed to it explicitly.
     redacting = setup.build_stream(load_settings({"logging": {"redaction": {"enabled": True}}}), sink=devnull)
     plain = setup.build_stream(load_settings({"logging": {"redaction": {"enabled": False}}}), sink=devnull)
-    # loguru.logger (and logging) routed into our stream: the path of lines that are not the suite's own.
+    # loguru.logger and logging routed into our stream: the path of lines that are not the suite's own.
     setup.configure(load_settings({}), sink=devnull)
 
     apps = {
@@ -148,11 +149,13 @@ def main() -> None:
 
     fields = {"amount": 100, "method": "stripe", "currency": "USD", "order_id": 42, "customer": "c_123"}
     ours_on = StructuredLogger("bench", redacting)
+    stdlib = logging.getLogger("bench.stdlib")
     ours_off = StructuredLogger("bench", plain)
     lines: dict[str, Callable[[], None]] = {
         "ops_observe, redaction on": lambda: ours_on.info("Processing payment", **fields),
         "ops_observe, redaction off": lambda: ours_off.info("Processing payment", **fields),
         "loguru.logger into our stream (redaction on)": lambda: loguru_logger.info("Processing payment", **fields),
+        "logging (stdlib) into our stream (redaction on)": lambda: stdlib.info("Processing payment", extra=fields),
         "structlog JSON (no redaction)": lambda: peer_structlog.info("Processing payment", **fields),
         "loguru serialize=True": lambda: peer_loguru.info("Processing payment", **fields),
     }

@@ -52,7 +52,8 @@ _RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asc
 
 
 class InterceptHandler(logging.Handler):
-    """A ``logging`` handler that re-emits each record through loguru, into the JSON stream.
+    """A ``logging`` handler that re-emits each record into the JSON stream (through loguru when none
+    is installed).
 
     The record's logger name, source location, ``extra`` fields and exception are kept; the line
     gets the same context (correlation id, log context, span) as a loguru line written there.
@@ -67,6 +68,13 @@ class InterceptHandler(logging.Handler):
             level: str | int = record.levelname if record.levelname in LEVELS else record.levelno
             fields = {k: v for k, v in record.__dict__.items() if k not in _RECORD_ATTRS}
             exc = record.exc_info if record.exc_info and record.exc_info[0] is not None else None
+            stream = active
+            if stream is not None:
+                # Straight into the stream, like the suite's own lines: a loguru record would
+                # add most of a line's cost again.
+                source = (record.filename, record.lineno, record.funcName)
+                stream.emit(level, record.name, message, fields, source=source, exc_info=exc)
+                return
             logger.opt(exception=exc).bind(
                 _ops_logger=record.name, _ops_source=(record.filename, record.lineno, record.funcName), **fields
             ).log(level, message)
