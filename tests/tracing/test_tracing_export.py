@@ -327,6 +327,11 @@ def test_two_uvicorn_workers_each_export_and_flush_at_lifespan_shutdown(
     import httpx
     from tracing_support import free_port
 
+    settings = {
+        "service_name": "workers",
+        "logging": {"sink": "stderr", "level": "WARNING"},
+        "tracing": {"exporter": "zipkin", "zipkin_endpoint": collector.endpoint, "schedule_delay": 600},
+    }
     (tmp_path / "traced_app.py").write_text(
         "import ops_observe\n"
         "from starlette.applications import Starlette\n"
@@ -334,10 +339,7 @@ def test_two_uvicorn_workers_each_export_and_flush_at_lifespan_shutdown(
         "from starlette.routing import Route\n"
         "async def home(request):\n"
         "    return PlainTextResponse('ok')\n"
-        "settings = {'service_name': 'workers', 'logging': {'sink': 'stderr', 'level': 'WARNING'},\n"
-        "            'tracing': {'exporter': 'zipkin', 'zipkin_endpoint': %r, 'schedule_delay': 600}}\n"
-        "app = ops_observe.wrap(Starlette(routes=[Route('/hello/{name}', home)]), settings=settings)\n"
-        % collector.endpoint
+        f"app = ops_observe.wrap(Starlette(routes=[Route('/hello/{{name}}', home)]), settings={settings!r})\n"
     )
     port = free_port()
     server = subprocess.Popen(
