@@ -148,8 +148,17 @@ class BoundCheck:
     def _safe_details(self, details: Mapping[str, Any] | None) -> Mapping[str, Any]:
         if not details:
             return {}
-        masked = mask_secrets(details)
-        return {k: self.mask(v) if isinstance(v, str) else v for k, v in masked.items()}
+        return self._mask_strings(mask_secrets(details))  # type: ignore[no-any-return]
+
+    def _mask_strings(self, value: Any) -> Any:
+        # Every string at any depth: a driver's detail may echo an option anywhere.
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, Mapping):
+            return {k: self._mask_strings(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._mask_strings(v) for v in value]
+        return value
 
 
 def _ordered(secrets: Iterable[str]) -> list[str]:

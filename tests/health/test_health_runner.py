@@ -119,9 +119,20 @@ def test_typed_errors_and_unexpected_ones(error: Exception, status: str, message
 
 
 def test_details_of_a_warning_are_shown_masked() -> None:
-    error = ServiceWarning("slow", details={"lag_s": 30, "password": "pw", "url": "redis://:abc123@cache/0"})
-    result = run(BoundCheck("c", Raises(error)))["c"]
-    assert result["details"] == {"lag_s": 30, "password": MASK, "url": f"redis://:{MASK}@cache/0"}
+    details = {
+        "lag_s": 30,
+        "password": "pw",
+        "url": "redis://:abc123@cache/0",
+        "nested": {"echo": ["the key is k3y-value!"]},
+    }
+    error = ServiceWarning("slow", details=details)
+    result = run(BoundCheck("c", Raises(error), secrets=["k3y-value!"]))["c"]
+    assert result["details"] == {
+        "lag_s": 30,
+        "password": MASK,
+        "url": f"redis://:{MASK}@cache/0",
+        "nested": {"echo": [f"the key is {MASK}"]},
+    }
 
 
 @settings(max_examples=50, deadline=None)
