@@ -366,3 +366,17 @@ def test_check_results_become_metrics_on_the_apps_registry() -> None:
     # Two wrapped apps do not share health state or metrics.
     other = wrap({"checks": {"ok": OK_CHECK}}, namespace="shop")
     assert other.suite.registry.get_sample_value("shop_health_check_status", {"check": "ok"}) is None
+
+
+def test_the_health_metrics_pass_promtool(promtool: str) -> None:
+    import subprocess
+
+    from prometheus_client import generate_latest
+
+    app = wrap({"checks": {"ok": OK_CHECK, "bad": {**FAILING_CHECK, "critical": False}}}, namespace="shop")
+    get(app, "/health/detailed")
+    exposition = generate_latest(app.suite.registry)
+    assert b"shop_health_check_status" in exposition
+    done = subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True, timeout=30)
+    problems = [line for line in (done.stdout + done.stderr).decode().splitlines() if "health" in line]
+    assert problems == []
