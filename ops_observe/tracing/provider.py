@@ -11,6 +11,7 @@ global OpenTelemetry provider is used, whatever the user set there).
 from __future__ import annotations
 
 import importlib
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
@@ -367,20 +368,18 @@ class CurrentTracer(trace.Tracer):
         self.name = name
         self.version = version
         self.schema_url = schema_url
-        self._cache: dict[int, tuple[TracerProvider, Tracer]] = {}
+        # Weak keys: a wrapped app that goes away takes its provider (and export thread) along.
+        self._cache: weakref.WeakKeyDictionary[TracerProvider, Tracer] = weakref.WeakKeyDictionary()
 
     def _tracer(self) -> Tracer:
         runtime = current_runtime()
         if runtime is None:
             return trace.get_tracer(self.name, self.version, schema_url=self.schema_url)
-        found = self._cache.get(id(runtime.provider))
-        if found is None or found[0] is not runtime.provider:
-            found = (
-                runtime.provider,
-                runtime.provider.get_tracer(self.name, self.version, self.schema_url),
-            )
-            self._cache[id(runtime.provider)] = found
-        return found[1]
+        provider = runtime.provider
+        tracer = self._cache.get(provider)
+        if tracer is None:
+            tracer = self._cache[provider] = provider.get_tracer(self.name, self.version, self.schema_url)
+        return tracer
 
     def start_span(
         self,
