@@ -110,9 +110,9 @@ class JsonRenderer:
         self.max_line = max_line_length
         self.source = source
         self.service = service
-        # The seconds part of the timestamp changes once a second: remember the last one rendered.
-        self._second = -1
-        self._prefix = ""
+        # The seconds part of the timestamp changes once a second: remember the last one rendered,
+        # as one tuple, so that a thread never pairs one second with another's prefix.
+        self._last_second: tuple[int, str] = (-1, "")
 
     # -- loguru hooks -----------------------------------------------------------------------------
 
@@ -145,12 +145,11 @@ class JsonRenderer:
 
     def timestamp(self, second: int, micro: int) -> str:
         """RFC 3339 in UTC with microseconds: ``2026-11-27T15:04:05.123456Z``."""
-        if second != self._second:
-            # Two threads may race here; both compute the same prefix for the same second.
+        last_second, prefix = self._last_second
+        if second != last_second:
             prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._prefix, self._second = prefix, second
-            return f"{prefix}.{micro:06d}Z"
-        return f"{self._prefix}.{micro:06d}Z"
+            self._last_second = (second, prefix)
+        return f"{prefix}.{micro:06d}Z"
 
     def line(
         self,

@@ -267,3 +267,13 @@ def test_a_long_traceback_keeps_its_end(lines: Lines) -> None:
     exc = lines.one(message="deep")["exception"]
     assert exc["traceback"].startswith("[truncated]…") and exc["traceback"].rstrip().endswith("LookupError: deepest")
     assert len(exc["frames"]) == 30 and exc["frames"][-1]["function"] == "recurse"
+
+
+@given(st.datetimes(min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2200, 1, 1)))
+def test_timestamps_are_exact_rfc3339_utc(when: dt.datetime) -> None:
+    renderer = JsonRenderer()
+    aware = when.replace(tzinfo=dt.timezone.utc)
+    delta = aware - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    text = renderer.timestamp(delta.days * 86400 + delta.seconds, delta.microseconds)
+    assert RFC3339_UTC.match(text) and dt.datetime.fromisoformat(text.replace("Z", "+00:00")) == aware
+    assert renderer.timestamp(delta.days * 86400 + delta.seconds, 0) == aware.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
