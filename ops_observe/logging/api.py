@@ -52,8 +52,8 @@ def _escape(message: str) -> str:
 class StructuredLogger:
     """A named logger whose methods take keyword fields: ``logger.info("paid", amount=100)``.
 
-    Lines go through loguru (so any loguru sink sees them too, the fields in ``record["extra"]``)
-    and, once an app is wrapped, into the JSON stream.
+    Once a stream is installed (``wrap()``), lines are rendered straight into it; before that they
+    go through ``loguru.logger``, their fields in ``record["extra"]``.
 
     Args:
         name: The ``logger`` key of the lines.

@@ -155,6 +155,8 @@ class JsonStream:
         self.writer = writer
         self.level = level
         self.levelno = LEVELS[level]
+        self.write_errors = 0
+        """Lines the writer failed to write."""
 
     def enabled(self, level: str | int) -> bool:
         """Whether a line at ``level`` would be written."""
@@ -183,7 +185,8 @@ class JsonStream:
         is ``True`` (the exception being handled), an exception, or a ``(type, value, traceback)``.
         """
         if isinstance(level, str):
-            if LEVELS.get(level, 0) < self.levelno:
+            # A level name loguru does not know is written (as loguru would refuse, never drop it).
+            if LEVELS.get(level, self.levelno) < self.levelno:
                 return
         else:
             if level < self.levelno:
@@ -212,14 +215,32 @@ class JsonStream:
             trusted,
             clean_message,
         )
-        self.writer.write(line + "\n")
+        try:
+            self.writer.write(line + "\n")
+        except Exception as exc:  # a full disk or a closed pipe must not fail the request that logs
+            self._failed(exc)
 
     def sink(self, message: Any) -> None:
         """loguru's sink for the records of ``loguru.logger`` and ``logging`` (already rendered)."""
         # The rendered line was parked in the record for loguru's format: take it out, so that
         # handlers running after this one do not see it among the extras.
         message.record["extra"].pop("_ops_json", None)
-        self.writer.write(str(message))
+        try:
+            self.writer.write(str(message))
+        except Exception as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        # Said once on the process's real stderr (the sink itself may be what is broken), then
+        # counted, as loguru does for its sinks.
+        self.write_errors += 1
+        if self.write_errors == 1:
+            stderr = sys.__stderr__
+            try:
+                if stderr is not None:
+                    stderr.write(f"ops_observe: a log line could not be written: {exc!r} (next ones are counted)\n")
+            except Exception:
+                pass
 
     def complete(self) -> None:
         """Wait until every queued line is written."""

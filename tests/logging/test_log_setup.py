@@ -163,3 +163,21 @@ def test_wrap_installs_the_stream_once_per_settings(capsys: pytest.CaptureFixtur
     feature.uninstall()
     assert setup.active is None
     capsys.readouterr()
+
+
+def test_a_failing_sink_never_fails_the_caller(capfd: pytest.CaptureFixture[str]) -> None:
+    def broken(line: str) -> None:
+        raise OSError("disk full")
+
+    stream = setup.configure(load_settings({}), sink=broken)
+    get_logger("t").info("lost")
+    loguru_logger.info("lost too")
+    logging.getLogger("lib").warning("lost as well")
+    assert stream.write_errors == 3
+    assert capfd.readouterr().err.count("could not be written") == 1
+
+
+def test_an_unknown_level_name_is_written(lines: Lines) -> None:
+    lines.install({"logging": {"level": "ERROR"}})
+    get_logger("t").log("NOTICE", "custom")
+    assert lines.one(message="custom")["level"] == "NOTICE"
