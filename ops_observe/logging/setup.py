@@ -222,8 +222,13 @@ def _route_stdlib(installation: _Installation, level: int) -> None:
     root.setLevel(level)
     for name in SERVER_LOGGERS:
         named = logging.getLogger(name)
+        console = [h for h in named.handlers if _is_console(h)]
+        if not console:
+            # Nothing printed here, or silenced on purpose (uvicorn --no-access-log clears the
+            # handlers of uvicorn.access and stops its propagation): left as it is.
+            continue
         installation.server_loggers[name] = (list(named.handlers), named.propagate)
-        named.handlers = [h for h in named.handlers if not _is_console(h)]
+        named.handlers = [h for h in named.handlers if h not in console]
         named.propagate = True
 
 
