@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from ops_observe import trace_db_query, trace_external_call
 from ops_observe.middleware.tracing import TracingMiddleware
 from ops_observe.settings import load_settings
 from ops_observe.tracing.provider import TracingRuntime, build_runtime
@@ -36,17 +37,41 @@ class DropExporter(SpanExporter):
         return None
 
 
-def make_app() -> Starlette:
+def load_user() -> str:
+    return "u1"
+
+
+def load_orders() -> list[str]:
+    return ["o1"]
+
+
+def quote() -> int:
+    return 42
+
+
+TRACED = (trace_db_query("SELECT", "users")(load_user), trace_db_query("SELECT", "orders")(load_orders))
+TRACED_QUOTE = trace_external_call("pricing", "quote")(quote)
+
+
+def make_app(traced: bool = True) -> Starlette:
+    """``/items/{item_id}``, and ``/work``, which calls three functions (decorated when ``traced``)."""
+    user, orders = TRACED if traced else (load_user, load_orders)
+    price = TRACED_QUOTE if traced else quote
+
     async def item(request: object) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    return Starlette(routes=[Route("/items/{item_id}", item)])
+    async def work(request: object) -> PlainTextResponse:
+        return PlainTextResponse(f"{user()} {orders()} {price()}")
+
+    return Starlette(routes=[Route("/items/{item_id}", item), Route("/work", work)])
 
 
-def ours(ratio: float) -> tuple[TracingMiddleware, TracingRuntime]:
+def ours(ratio: float, keep_error_children: bool = False) -> tuple[TracingMiddleware, TracingRuntime]:
     settings = load_settings({"service_name": "bench", "tracing": {"exporter": "console", "sample_ratio": ratio}})
     runtime = build_runtime(settings, exporter=DropExporter())
-    return TracingMiddleware(make_app(), runtime=runtime), runtime
+    middleware = TracingMiddleware(make_app(), runtime=runtime, keep_error_children=keep_error_children)
+    return middleware, runtime
 
 
 def stock(ratio: float) -> tuple[OpenTelemetryMiddleware, TracerProvider]:
@@ -66,16 +91,25 @@ def main() -> None:
             stock_app, provider = stock(ratio)
             apps[f"opentelemetry-instrumentation-asgi, ratio {ratio}"] = stock_app
             closers.append(provider.shutdown)
+    children: dict[str, object] = {"bare": make_app(traced=False)}
+    for ratio in (0.0, 0.1):
+        for keep in (False, True):
+            app, runtime = ours(ratio, keep)
+            children[f"ops_observe tracing, ratio {ratio}" + (", keep_error_children" if keep else "")] = app
+            closers.append(runtime.shutdown)
     unsampled_parent = [(b"traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")]
     try:
         results = measure(apps, path="/items/42")  # type: ignore[arg-type]
         with_parent = measure(apps, path="/items/42", headers=unsampled_parent)  # type: ignore[arg-type]
+        with_children = measure(children, path="/work")  # type: ignore[arg-type]
     finally:
         for close in closers:
             close()
     print(report("Tracing, GET /items/42 (200), no incoming trace context", results))
     print()
     print(report("Tracing, GET /items/42 (200), incoming unsampled `traceparent` (every app drops it)", with_parent))
+    print()
+    print(report("Tracing, GET /work (200) making 3 decorated child spans, no incoming context", with_children))
     print()
     for ratio in (1.0, 0.1):
         base = results["bare"]

@@ -50,11 +50,11 @@ from ops_observe.tracing.http import (
     clean_query,
     clean_url_attributes,
     headers_getter,
-    printable_query,
-    utf8_query,
+    readable_scope,
+    stock_can_read,
 )
 from ops_observe.tracing.provider import TracingRuntime, runtime_var
-from ops_observe.tracing.sampling import TRACE_ID_LOW_MASK, Handoff, handoff
+from ops_observe.tracing.sampling import TRACE_ID_LOW_MASK, Handoff, Pending, handoff, pending
 from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["CORRELATION_ATTRIBUTE", "REDACTED", "TracingMiddleware", "from_settings"]
@@ -74,6 +74,8 @@ class TracingMiddleware:
         runtime: The app's tracing runtime (provider, propagator, sampling bound), from
             :func:`ops_observe.tracing.provider.build_runtime`.
         message_spans: Keep the stock per-message ``http receive`` / ``http send`` spans.
+        keep_error_children: Record the child spans of unsampled requests too, and export them
+            with the server span when the request fails (each child then costs a recorded span).
         sensitive_params: Query parameters whose values are replaced by ``REDACTED`` in recorded URLs.
         exclude_paths: Paths never traced (the suite's own endpoints, typically).
         correlation_attribute: The span attribute for the correlation ID; ``None`` leaves it out.
@@ -85,6 +87,7 @@ class TracingMiddleware:
         *,
         runtime: TracingRuntime,
         message_spans: bool = False,
+        keep_error_children: bool = False,
         sensitive_params: Iterable[str] = DEFAULT_SENSITIVE_PARAMS,
         exclude_paths: Iterable[str] = (),
         correlation_attribute: str | None = CORRELATION_ATTRIBUTE,
@@ -108,6 +111,8 @@ class TracingMiddleware:
         self.fields = frozenset(f.lower().encode("latin-1") for f in runtime.propagator.fields)
         self.bound = runtime.bound
         self.record = runtime.record
+        self.queue = runtime.queue
+        self.keep_error_children = keep_error_children and runtime.queue is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._excluded(scope):
@@ -121,9 +126,10 @@ class TracingMiddleware:
             else:
                 trace_id = random.getrandbits(128) or 1
                 sampled = (trace_id & TRACE_ID_LOW_MASK) < self.bound
-            # The stock middleware raises on a query string that is not UTF-8: such a request
-            # takes the other path, which records it (if it fails) with the query made printable.
-            if sampled and self.record and utf8_query(scope.get("query_string", b"")):
+            # The stock middleware raises on a query string that is not UTF-8 and on some header
+            # bytes: such a request takes the other path, which records it (if it fails) with
+            # those bytes made printable.
+            if sampled and self.record and stock_can_read(scope):
                 # An empty context for a root: the stock middleware would otherwise pass the parent
                 # that the process-global propagator found, a format this app may not accept.
                 cell = Handoff(trace_id=0 if parent.is_valid else trace_id, context=parent_context or Context())
@@ -224,6 +230,8 @@ class TracingMiddleware:
         start = time.time_ns()
         root_path = scope.get("root_path", "")
         status = 0
+        held = Pending(trace_id) if self.keep_error_children else None
+        held_token = pending.set(held) if held is not None else None
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -234,12 +242,14 @@ class TracingMiddleware:
         try:
             await self.app(scope, receive, send_status)
         except Exception as exc:
-            self._keep_failed(scope, root_path, parent_context, span_context, start, status, exc)
+            self._keep_failed(scope, root_path, parent_context, span_context, start, status, exc, held)
             raise
         else:
             if status >= 500:
-                self._keep_failed(scope, root_path, parent_context, span_context, start, status, None)
+                self._keep_failed(scope, root_path, parent_context, span_context, start, status, None, held)
         finally:
+            if held_token is not None:
+                pending.reset(held_token)
             context_api.detach(token)
 
     def _keep_failed(
@@ -251,10 +261,13 @@ class TracingMiddleware:
         start: int,
         status: int,
         exc: Exception | None,
+        held: Pending | None = None,
     ) -> None:
-        """Record the server span of a failed unsampled request, as the stock middleware would have."""
-        query = scope.get("query_string", b"")
-        readable = scope if utf8_query(query) else {**scope, "query_string": printable_query(query)}
+        """Record the server span of a failed unsampled request, as the stock middleware would have.
+
+        The child spans ``held`` back during the request (``keep_error_children``) go with it.
+        """
+        readable = readable_scope(scope)
         attributes = collect_request_attributes(readable, self.semconv_mode)  # type: ignore[no-untyped-call]
         cell = Handoff(trace_id=ids.trace_id, span_id=ids.span_id, force=True)
         token = handoff.set(cell)
@@ -277,6 +290,8 @@ class TracingMiddleware:
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         span.end()
+        if held is not None and held.spans and self.queue is not None:
+            self.queue.release(held.spans)
 
 
 def _span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
@@ -301,6 +316,7 @@ def from_settings(app: ASGIApp, settings: Settings, *, suite: Suite) -> ASGIApp:
         app,
         runtime=runtime,
         message_spans=section.message_spans,
+        keep_error_children=section.keep_error_children,
         sensitive_params=section.sensitive_params,
         exclude_paths=(*suite.endpoints, *section.exclude_paths),
     )

@@ -70,6 +70,11 @@ class TracingSettings:
         False,
         doc="Also record the per-message `http receive` / `http send` spans of the ASGI middleware.",
     )
+    keep_error_children: bool = setting(
+        False,
+        doc="Also record the child spans of requests the ratio drops, so that a failed one is exported whole; "
+        "each child span then costs what a sampled one does.",
+    )
     instrument: tuple[Instrumentation, ...] = setting(
         (),
         doc="Libraries to auto-instrument; each needs its `opentelemetry-instrumentation-<name>` package.",

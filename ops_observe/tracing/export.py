@@ -29,6 +29,8 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from ops_observe.tracing.sampling import pending
+
 __all__ = ["ExportQueue"]
 
 logger = logging.getLogger("ops_observe.tracing")
@@ -108,8 +110,22 @@ class ExportQueue(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         """Queue a sampled span, or drop and count it when the queue is full or closed."""
         span_context = span.context
-        if span_context is None or not span_context.trace_flags.sampled:
+        if span_context is None:
             return
+        if not span_context.trace_flags.sampled:
+            held = pending.get()
+            if held is not None and span_context.trace_id == held.trace_id and len(held.spans) < held.limit:
+                held.spans.append(span)
+            return
+        self.enqueue(span)
+
+    def release(self, spans: Sequence[ReadableSpan]) -> None:
+        """Export spans that were held back, sampled or not (the children of a failed request)."""
+        for span in spans:
+            self.enqueue(span)
+
+    def enqueue(self, span: ReadableSpan) -> None:
+        """Queue ``span`` for export, or drop and count it when the queue is full or closed."""
         if self._closed:
             self.on_drop(SHUTDOWN, 1)
             return

@@ -21,6 +21,8 @@ __all__ = [
     "clean_url_attributes",
     "headers_getter",
     "printable_query",
+    "readable_scope",
+    "stock_can_read",
     "utf8_query",
 ]
 
@@ -74,9 +76,50 @@ def utf8_query(query: bytes) -> bool:
     return True
 
 
+def _header_decodable(raw: bytes) -> bool:
+    # The stock middleware decodes header names and values as UTF-8, else as "unicode_escape",
+    # which raises on a stray backslash: a client could crash it with one header value.
+    if raw.isascii():
+        return True
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            raw.decode("unicode_escape")
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def stock_can_read(scope: Any) -> bool:
+    """True when the stock middleware can read this request without raising on its bytes."""
+    query = scope.get("query_string")
+    if query and not utf8_query(query):
+        return False
+    for name, value in scope.get("headers") or ():
+        if not (name.isascii() and value.isascii()) and not (_header_decodable(name) and _header_decodable(value)):
+            return False
+    return True
+
+
 def printable_query(query: bytes) -> bytes:
     """``query`` with every byte that is not printable ASCII percent-encoded, for recording only."""
     return quote(query, safe="/?:@&=+$,;%!~*'()[]").encode("ascii")
+
+
+def readable_scope(scope: Any) -> Any:
+    """``scope`` itself, or a copy whose unreadable query and header bytes are percent-encoded."""
+    if stock_can_read(scope):
+        return scope
+    query = scope.get("query_string") or b""
+    headers = [
+        (
+            name if _header_decodable(name) else printable_query(name),
+            value if _header_decodable(value) else printable_query(value),
+        )
+        for name, value in scope.get("headers") or ()
+    ]
+    return {**scope, "query_string": query if utf8_query(query) else printable_query(query), "headers": headers}
 
 
 def clean_query(query: str, sensitive: frozenset[str]) -> str | None:

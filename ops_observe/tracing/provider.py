@@ -11,7 +11,6 @@ global OpenTelemetry provider is used, whatever the user set there).
 from __future__ import annotations
 
 import importlib
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
@@ -132,6 +131,7 @@ class TracingRuntime:
         self.queue = queue
         self.record = queue is not None if record is None else record
         self.bound = ratio_bound(config.sample_ratio)
+        self.tracers: dict[tuple[str, str | None, str | None], Tracer] = {}
         self._closed = False
 
     def flush(self) -> bool:
@@ -368,17 +368,16 @@ class CurrentTracer(trace.Tracer):
         self.name = name
         self.version = version
         self.schema_url = schema_url
-        # Weak keys: a wrapped app that goes away takes its provider (and export thread) along.
-        self._cache: weakref.WeakKeyDictionary[TracerProvider, Tracer] = weakref.WeakKeyDictionary()
+        self._key = (name, version, schema_url)
 
     def _tracer(self) -> Tracer:
         runtime = current_runtime()
         if runtime is None:
             return trace.get_tracer(self.name, self.version, schema_url=self.schema_url)
-        provider = runtime.provider
-        tracer = self._cache.get(provider)
+        # Cached on the runtime, so it lives and dies with its app.
+        tracer = runtime.tracers.get(self._key)
         if tracer is None:
-            tracer = self._cache[provider] = provider.get_tracer(self.name, self.version, self.schema_url)
+            tracer = runtime.tracers[self._key] = runtime.provider.get_tracer(*self._key)
         return tracer
 
     def start_span(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from contextvars import ContextVar
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.id_generator import IdGenerator
@@ -63,6 +64,27 @@ class Handoff:
 
 handoff: ContextVar[Handoff | None] = ContextVar("ops_observe_tracing_handoff", default=None)
 """Set by the tracing middleware around the one ``start_span`` call it makes itself."""
+
+
+class Pending:
+    """The child spans of an unsampled request, recorded but held back until its outcome is known.
+
+    With ``keep_error_children``, the sampler records (without sampling) the children of the
+    request's non-recording span, the export queue holds them here when they end, and the
+    middleware releases them for export only if the request fails; otherwise they are dropped
+    with the request. At most ``limit`` spans are held per request.
+    """
+
+    __slots__ = ("limit", "spans", "trace_id")
+
+    def __init__(self, trace_id: int, limit: int = 1000) -> None:
+        self.trace_id = trace_id
+        self.limit = limit
+        self.spans: list[Any] = []
+
+
+pending: ContextVar[Pending | None] = ContextVar("ops_observe_tracing_pending", default=None)
+"""Set by the tracing middleware for the duration of an unsampled request, when children are kept."""
 
 
 def ratio_bound(ratio: float) -> int:
@@ -127,6 +149,12 @@ class ErrorKeepingSampler(Sampler):
                 attributes,
                 parent.trace_state if parent else None,
             )
+        held = pending.get()
+        if held is not None:
+            parent = get_current_span(parent_context).get_span_context()
+            if parent.trace_id == held.trace_id and not parent.trace_flags.sampled:
+                # Recorded, not sampled: kept back by the export queue until the outcome is known.
+                return SamplingResult(Decision.RECORD_ONLY, attributes, parent.trace_state)
         result: SamplingResult = self._delegate.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -380,3 +381,39 @@ def test_two_uvicorn_workers_each_export_and_flush_at_lifespan_shutdown(
     # Each worker process has its own provider (its own instance id); the OS decides how the
     # connections are shared, so both usually, but not necessarily, served some.
     assert 1 <= len({s["tags"]["service.instance.id"] for s in spans}) <= 2
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_keep_error_children_exports_a_failed_unsampled_request_whole(collector: ZipkinCollector, keep: bool) -> None:
+    @trace_db_query("UPDATE", "orders")
+    def save(order_id: str) -> None:
+        return None
+
+    @trace_external_call("stripe", "refund")
+    async def refund() -> None:
+        raise RuntimeError("stripe is down")
+
+    async def ok(request: Request) -> PlainTextResponse:
+        save("o1")
+        return PlainTextResponse("ok")
+
+    async def failing(request: Request) -> PlainTextResponse:
+        save("o2")
+        await refund()
+        return PlainTextResponse("unreachable")
+
+    app = wrap(
+        tracing_settings(collector, sample_ratio=0.0, keep_error_children=keep),
+        starlette_app([Route("/ok", ok), Route("/refund", failing)]),
+    )
+    run_requests(app, ("/ok", {}), ("/refund", {}), ("/ok", {}))
+    spans = by_name(collector.wait_for(3 if keep else 1))
+    server = spans["get /refund"]
+    assert server["tags"]["otel.status_code"] == "ERROR"
+    if not keep:
+        assert list(spans) == ["get /refund"]
+        return
+    assert set(spans) == {"get /refund", "update orders", "stripe refund"}
+    assert {s["traceId"] for s in spans.values()} == {server["traceId"]}
+    assert spans["update orders"]["parentId"] == spans["stripe refund"]["parentId"] == server["id"]
+    assert spans["stripe refund"]["tags"]["otel.status_code"] == "ERROR"

@@ -293,3 +293,31 @@ def test_a_failed_request_with_a_non_utf8_query_is_still_recorded_with_a_printab
     assert "q=%FF%FE" in span.attributes["http.url"] or "q=\ufffd" in span.attributes["http.url"]
     assert "abc" not in span.attributes["http.url"]
     runtime.shutdown()
+
+
+def test_a_header_the_stock_middleware_cannot_decode_does_not_break_a_sampled_request() -> None:
+    """``traceparent: \\x80\\`` makes opentelemetry-instrumentation-asgi raise; our request still answers."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    def scope() -> dict[str, Any]:
+        headers = [(b"host", b"shop.test"), (b"traceparent", b"\x80\\")]
+        return {"type": "http", "method": "GET", "path": "/x", "query_string": b"", "headers": headers}
+
+    runtime, _ = memory_runtime(sample_ratio=1.0)
+    with pytest.raises(UnicodeDecodeError):  # the stock middleware, as it is
+        asyncio.run(OpenTelemetryMiddleware(app, tracer_provider=runtime.provider)(scope(), receive, send))
+    asyncio.run(TracingMiddleware(app, runtime=runtime)(scope(), receive, send))
+    assert sent[-2]["status"] == 200
+    runtime.shutdown()
