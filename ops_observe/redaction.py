@@ -144,7 +144,12 @@ _BEARER = re.compile(
     r"\b(?P<scheme>[Bb]earer|BEARER|[Bb]asic|BASIC)(?P<sp>\s+)(?!\[REDACTED)"
     r"(?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{6,}"
 )
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*:)(?!\[REDACTED)[^@\s/]+(?=@)")
+# Every pattern that can start inside a run of the characters it consumes has a look-behind that
+# makes it start only at the run's beginning, and bounded repeats: matching stays linear in the
+# length of the text (an unanchored e-mail pattern takes quadratic time on "aaaa...@").
+_URL_PASSWORD = re.compile(
+    r"(?P<head>(?<![A-Za-z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,31}://[^/@:\s]{0,256}:)(?!\[REDACTED)[^@\s/]{1,256}(?=@)"
+)
 _AWS = re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b")
 _AWS_SECRET = re.compile(r"(?i)(?P<head>aws.{0,20}?(?:secret|key).{0,20}?[=:]\s*[\"']?)[A-Za-z0-9/+]{40}\b")
 _GITHUB = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})\b")
@@ -152,7 +157,7 @@ _STRIPE = re.compile(r"\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{10,255}\b|\bwhse
 _OPENAI = re.compile(r"\bsk-[A-Za-z0-9_-]{20,255}")
 _SLACK = re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{10,255}|https://hooks\.slack\.com/services/[A-Za-z0-9_/]+")
 # "%40": an address inside a URL-encoded query string.
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]{1,64}(?:@|%40)(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,63}")
 # Dashed only: nine bare digits are as likely an order or a phone number. The ranges SSA never
 # issues (000, 666, 9xx; 00; 0000) are left alone.
 _SSN = re.compile(r"(?<![\w-])(?!000|666|9)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])")
