@@ -16,6 +16,7 @@ sink of its own (a separate loguru core), so these behave exactly as loguru docu
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -110,6 +111,9 @@ class LoguruWriter:
         self.logger = _independent_logger()
         self.handler_id = self.logger.add(target, format="{message}", level=0, colorize=False, **options)
         self._raw = self.logger.opt(raw=True)
+        self._closed = False
+        # loguru drains the global logger's queues at exit; this core is ours to drain.
+        atexit.register(self.close)
 
     def write(self, line: str) -> None:
         self._raw.log("INFO", line)
@@ -119,6 +123,11 @@ class LoguruWriter:
         self.logger.complete()
 
     def close(self) -> None:
+        """Write what is queued, then close the sink (files); safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
         self.logger.remove(self.handler_id)
 
 

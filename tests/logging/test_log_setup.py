@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,16 @@ def test_an_unknown_level_name_is_written(lines: Lines) -> None:
     lines.install({"logging": {"level": "ERROR"}})
     get_logger("t").log("NOTICE", "custom")
     assert lines.one(message="custom")["level"] == "NOTICE"
+
+
+def test_queued_lines_are_written_when_the_process_exits(tmp_path: Path) -> None:
+    path = tmp_path / "exit.log"
+    script = f"""
+import ops_observe
+from ops_observe import get_logger
+ops_observe.wrap(lambda scope, receive, send: None, settings={{"logging": {{"sink": {str(path)!r}, "enqueue": True}}, "middleware": []}})
+for i in range(500):
+    get_logger("t").info("queued", i=i)
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert [d["i"] for d in parse(path.read_text())] == list(range(500))
