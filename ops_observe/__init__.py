@@ -23,6 +23,7 @@ _LAZY = {
     "get_logger": "ops_observe.logging.api",
     "log_context": "ops_observe.logging.api",
     "log_call": "ops_observe.logging.api",
+    "bind_request": "ops_observe.logging.api",
     "trace_request": "ops_observe.tracing.api",
     "trace_db_query": "ops_observe.tracing.api",
     "trace_external_call": "ops_observe.tracing.api",

@@ -123,6 +123,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_config=None,
+        access_log=False,  # the suite's access log replaces uvicorn's, with the request's context
     )
     return 0
 
