@@ -63,6 +63,7 @@ def test_an_unsampled_parent_is_honoured_but_a_failure_still_kept(collector: Zip
 
 
 def test_b3_propagation_by_setting(collector: ZipkinCollector) -> None:
+    pytest.importorskip("opentelemetry.propagators.b3", reason="optional: opentelemetry-propagator-b3")
     app = wrap(tracing_settings(collector, propagators=["b3multi"]))
     headers = {
         "x-b3-traceid": "463ac35c9f6413ad48485a3953bb6124",
@@ -226,7 +227,11 @@ def test_message_spans_are_off_by_default_and_on_by_setting(collector: ZipkinCol
 
 def test_httpx_auto_instrumentation_adds_client_spans_when_enabled(collector: ZipkinCollector) -> None:
     import httpx
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    instrumentation = pytest.importorskip(
+        "opentelemetry.instrumentation.httpx", reason="optional: opentelemetry-instrumentation-httpx"
+    )
+    HTTPXClientInstrumentor = instrumentation.HTTPXClientInstrumentor
 
     async def call_out(request: Request) -> PlainTextResponse:
         async with httpx.AsyncClient() as client:
@@ -247,6 +252,7 @@ def test_httpx_auto_instrumentation_adds_client_spans_when_enabled(collector: Zi
 
 
 def test_otlp_http_protobuf_export_to_a_loopback_receiver() -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter", reason="optional: ops-observe[otlp]")
     from tracing_support import OtlpReceiver
 
     receiver = OtlpReceiver()
