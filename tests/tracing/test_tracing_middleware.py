@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind
@@ -228,6 +228,9 @@ def test_clean_query_never_leaves_a_sensitive_value(
     b3=st.binary(max_size=60),
     ratio=st.sampled_from([0.0, 1.0]),
 )
+@example(query=b"", traceparent=b"\x80\\", b3=b"", ratio=1.0)  # unicode_escape raises on it
+@example(query=b"", traceparent=b"\\\x80", b3=b"", ratio=1.0)  # unicode_escape warns on it
+@example(query=b"q=\xff", traceparent=b"", b3=b"", ratio=1.0)  # not UTF-8
 def test_any_query_string_and_propagation_headers_leave_the_request_unharmed(
     query: bytes, traceparent: bytes, b3: bytes, ratio: float
 ) -> None:
