@@ -210,16 +210,14 @@ def build_resource(settings: Settings) -> Resource:
 
     ``OTEL_SERVICE_NAME`` is kept when ``service_name`` is left at its default.
     """
-    from ops_observe.sections.root import Settings as Defaults
-
     base = Resource.create({})
     ours: dict[str, str] = {
         "service.version": settings.version,
         "deployment.environment": settings.environment,
     }
-    if settings.service_name != Defaults().service_name or "service.name" not in base.attributes:
-        ours["service.name"] = settings.service_name
-    elif str(base.attributes.get("service.name", "")).startswith("unknown_service"):
+    default_name = Settings.__dataclass_fields__["service_name"].default
+    from_env = str(base.attributes.get("service.name", "unknown_service"))
+    if settings.service_name != default_name or from_env.startswith("unknown_service"):
         ours["service.name"] = settings.service_name
     return base.merge(Resource(ours))
 
