@@ -324,3 +324,29 @@ def test_a_header_the_stock_middleware_cannot_decode_does_not_break_a_sampled_re
     asyncio.run(TracingMiddleware(app, runtime=runtime)(scope(), receive, send))
     assert sent[-2]["status"] == 200
     runtime.shutdown()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_decorated_function_in_an_unsampled_request(keep: bool) -> None:
+    """No span of its own (it would record nothing), unless children are kept for a failure."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from ops_observe import trace_request
+
+    @trace_request("inner")
+    def inner() -> str | None:
+        return get_span_id()
+
+    async def handler(request: Request) -> JSONResponse:
+        return JSONResponse({"request": get_span_id(), "inner": inner()})
+
+    runtime, memory = memory_runtime(sample_ratio=0.0)
+    app = TracingMiddleware(starlette_app([Route("/h", handler)]), runtime=runtime, keep_error_children=keep)
+    (response,) = run(app, ("/h", {}))
+    ids = response.json()
+    assert (ids["inner"] == ids["request"]) is not keep
+    runtime.flush()
+    assert memory.get_finished_spans() == ()  # a success: nothing exported either way
+    runtime.shutdown()
