@@ -102,7 +102,10 @@ def describe_type(tp: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if origin is tuple:
-        return f"a list of {_plural(describe_type(get_args(tp)[0]))}"
+        item = get_args(tp)[0]
+        if get_origin(item) is Literal:
+            return "a list of values from " + ", ".join(repr(a) for a in get_args(item))
+        return f"a list of {_plural(describe_type(item))}"
     if origin in (Mapping, dict, typing.Mapping):
         return f"a table of {_plural(describe_type(get_args(tp)[1]))}"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, "a value")

@@ -30,8 +30,9 @@ class Settings:
     commit: str = setting("unknown", doc="Source commit the service was built from, e.g. `${GIT_COMMIT:-unknown}`.")
     build_date: str = setting("unknown", doc="When the service was built, e.g. `${BUILD_DATE:-unknown}`.")
     middleware: tuple[str, ...] = setting(
-        ("correlation", "logging", "metrics", "tracing"),
-        doc="Middleware aliases (group `ops_observe.middleware`) or dotted paths; first = outermost.",
+        ("correlation", "tracing", "logging", "metrics"),
+        doc="Middleware aliases (group `ops_observe.middleware`) or dotted paths; first = outermost. "
+        "Tracing outside logging and metrics puts trace ids in access-log lines and exemplars.",
         check=unique,
     )
     correlation: CorrelationSettings = setting(doc="Correlation IDs.", factory=CorrelationSettings)

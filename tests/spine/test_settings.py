@@ -20,7 +20,7 @@ def test_defaults_when_no_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     settings = load_settings()
     assert settings == Settings()
     assert settings.source == "<defaults>"
-    assert settings.middleware == ("correlation", "logging", "metrics", "tracing")
+    assert settings.middleware == ("correlation", "tracing", "logging", "metrics")
 
 
 def test_file_from_environment_then_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
