@@ -6,6 +6,7 @@ Kept apart from the loader so that each section module can import it without a c
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import sys
 import types
@@ -81,6 +82,14 @@ _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 def metric_name(value: str | None) -> None:
     if value is not None and not _NAME.fullmatch(value):
         raise ValueError("must be a Prometheus name: letters, digits and '_', not starting with a digit")
+
+
+def networks(values: tuple[str, ...]) -> None:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address or CIDR network such as '10.0.0.0/8'") from None
 
 
 def unique(values: tuple[str, ...]) -> None:

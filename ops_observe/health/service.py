@@ -10,8 +10,6 @@ client asks for it.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -23,6 +21,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ops_observe.access import AccessGuard
 from ops_observe.health import system
 from ops_observe.health.runner import (
     FAIL,
@@ -67,9 +66,7 @@ class HealthService:
                 "serviceId": settings.service_name,
             }
         )
-        self._networks = [ipaddress.ip_network(n, strict=False) for n in self.health.detailed_allow]
-        token = self.health.detailed_token
-        self._token = token.encode() if token else None
+        self._guard = AccessGuard(self.health.detailed_allow, self.health.detailed_token)
         self._sigterm = _SigtermDrain(self, self.health.drain_seconds)
         # Here rather than at lifespan start-up: not every server runs the lifespan protocol.
         system.prime_cpu_percent()
@@ -169,30 +166,9 @@ class HealthService:
 
     def _allowed(self, scope: Scope) -> bool:
         """Both configured guards must pass: the client's network, then the bearer token."""
-        if self._networks:
-            client = scope.get("client")
-            try:
-                address = ipaddress.ip_address(client[0]) if client else None
-            except ValueError:
-                address = None
-            if address is None:
-                return False
-            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-                address = address.ipv4_mapped
-            if not any(address in network for network in self._networks):
-                return False
-        if self._token is not None:
-            given = b""
-            for name, value in scope.get("headers", ()):
-                if name.lower() == b"authorization":
-                    scheme, _, given = value.partition(b" ")
-                    if scheme.lower() != b"bearer":
-                        given = b""
-                    break
-            # compare_digest: the time taken must not tell how much of the token was right.
-            if not hmac.compare_digest(given.strip(), self._token):
-                return False
-        return True
+        client = scope.get("client")
+        authorization = next((v for k, v in scope.get("headers", ()) if k.lower() == b"authorization"), b"")
+        return self._guard.allows(client[0] if client else None, authorization)
 
     async def _facts(self) -> dict[str, Any]:
         try:

@@ -8,8 +8,6 @@
 from __future__ import annotations
 
 import gzip
-import hmac
-import ipaddress
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +17,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder, gzip_accepted
 from prometheus_client.registry import Collector
 
+from ops_observe.access import AccessGuard
 from ops_observe.types import Receive, Scope, Send
 
 logger = logging.getLogger("ops_observe.metrics")
@@ -49,26 +48,9 @@ class Exposition:
         before_scrape: Iterable[Callable[[], None]] = (),
     ) -> None:
         self.collector = collector
-        self.networks = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in allow)
-        self.expected = b"Bearer " + bearer_token.encode() if bearer_token else b""
+        self.guard = AccessGuard(allow, bearer_token)
         self.compress = compress
         self.before_scrape = tuple(before_scrape)
-
-    def allowed(self, client: str | None, authorization: bytes) -> bool:
-        """Whether a client at ``client`` sending ``authorization`` may scrape."""
-        if self.networks:
-            try:
-                address = ipaddress.ip_address(client or "")
-            except ValueError:
-                return False  # no client address (unix socket, test transport): unknown is not allowed
-            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-                address = address.ipv4_mapped
-            if not any(address in network for network in self.networks):
-                return False
-        if self.expected:
-            # Constant-time compare, so the token cannot be guessed byte by byte from timings.
-            return hmac.compare_digest(authorization, self.expected)
-        return True
 
     def render(self, method: str, client: str | None, authorization: bytes, accept: str, encoding: str) -> Rendered:
         """Status, headers and body of the answer to one scrape."""
@@ -78,7 +60,7 @@ class Exposition:
                 [("Allow", "GET, HEAD"), ("Content-Type", "text/plain; charset=utf-8")],
                 b"405 Method Not Allowed\n",
             )
-        if not self.allowed(client, authorization):
+        if not self.guard.allows(client, authorization):
             return 403, [("Content-Type", "text/plain; charset=utf-8")], FORBIDDEN
         for hook in self.before_scrape:
             hook()

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ops_observe.schema import non_empty, positive, setting, url_path
+from ops_observe.schema import networks, non_empty, positive, setting, url_path
 
 
 def _non_negative(value: float) -> None:
     if value < 0:
         raise ValueError("must be 0 or more")
-
-
-def _networks(values: tuple[str, ...]) -> None:
-    for value in values:
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IP network such as '10.0.0.0/8' or '::1'") from None
 
 
 @dataclass(frozen=True)
@@ -75,7 +66,7 @@ class HealthSettings:
         (),
         doc="Client networks (CIDR) allowed to read `<path>/detailed`; empty: any. "
         "Both guards must pass when both are set.",
-        check=_networks,
+        check=networks,
     )
     detailed_token: str | None = setting(
         None,

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from ops_observe.schema import non_empty, positive, setting, url_path
+from ops_observe.schema import networks, non_empty, positive, setting, url_path
 
 Level = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
-
-
-def _networks(values: tuple[str, ...]) -> None:
-    for value in values:
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IP address or network (e.g. 10.0.0.0/8)") from None
 
 
 def _paths(values: tuple[str, ...] | None) -> None:
@@ -83,7 +74,7 @@ class AccessLogSettings:
     trusted_proxies: tuple[str, ...] = setting(
         (),
         doc="Addresses or networks whose `X-Forwarded-For` / `Forwarded` is believed for `client`.",
-        check=_networks,
+        check=networks,
     )
     user_agent_max: int = setting(256, doc="Longest user agent kept, in characters.", check=_at_least(0))
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from ops_observe.schema import metric_name, setting, url_path
+from ops_observe.schema import metric_name, networks, setting, url_path
 
 DEFAULT_BUCKETS = (
     0.005,
@@ -39,14 +38,6 @@ def _buckets(values: tuple[float, ...]) -> None:
         raise ValueError("must list at least one bucket bound")
     if any(b <= a for a, b in itertools.pairwise(values)):
         raise ValueError("must be strictly increasing")
-
-
-def _cidrs(values: tuple[str, ...]) -> None:
-    for value in values:
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IP address or CIDR network such as '10.0.0.0/8'") from None
 
 
 def _port(value: int | None) -> None:
@@ -114,7 +105,7 @@ class MetricsSettings:
     allow: tuple[str, ...] = setting(
         (),
         doc="CIDR networks allowed to scrape (client address of the ASGI scope); empty: everyone.",
-        check=_cidrs,
+        check=networks,
     )
     bearer_token: str = setting(
         "",
