@@ -289,7 +289,9 @@ def test_detailed_guard(guard: dict[str, Any], client_ip: str, authorization: st
 def test_a_bad_network_is_a_settings_error() -> None:
     from ops_observe import SettingsError
 
-    with pytest.raises(SettingsError, match=r"health\.detailed_allow: '10\.0\.0\.300/8' is not an IP address or CIDR network"):
+    with pytest.raises(
+        SettingsError, match=r"health\.detailed_allow: '10\.0\.0\.300/8' is not an IP address or CIDR network"
+    ):
         load_settings({"health": {"detailed_allow": ["10.0.0.300/8"]}})
 
 
