@@ -52,3 +52,18 @@ def test_plugins_doc_example_middleware_works(tmp_path: Path, monkeypatch: pytes
     assert response.headers["x-audited-by"] == "billing"
     settings["environment"] = "test"
     assert "x-audited-by" not in get(ops_observe.wrap(app, settings=settings)).headers
+
+
+def test_performance_page_covers_every_benchmark() -> None:
+    text = (DOCS / "performance.md").read_text()
+    for script in sorted((DOCS.parent / "benchmarks").glob("bench_*.py")):
+        if script.stem != "bench_health":
+            assert f"`{script.name}`" in text, f"docs/performance.md does not report {script.name}"
+
+
+def test_readme_links_only_to_docs_that_exist() -> None:
+    readme = (DOCS.parent / "README.md").read_text()
+    links = re.findall(r"\]\((docs/[^)]+)\)", readme)
+    assert links
+    for link in links:
+        assert (DOCS.parent / link).is_file(), link

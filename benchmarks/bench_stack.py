@@ -1,0 +1,84 @@
+"""The whole suite against the peers combined: what a request pays for all of ops_observe at once.
+
+The same Starlette app, GET /items/42, in one interleaved run:
+
+* ``ops_observe.wrap()`` with the default middleware list (correlation, tracing at ratio 0.1,
+  the JSON access log to ``/dev/null`` with redaction on, metrics);
+* the peers stacked the way a user would stack them: asgi-correlation-id, the stock
+  opentelemetry-instrumentation-asgi middleware (ratio 0.1), a structlog JSON access-log
+  middleware (to ``/dev/null``, no redaction) and starlette-exporter.
+
+Both tracers export to an exporter that drops the spans, so no network is timed.
+
+Run: ``cd benchmarks && python bench_stack.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from asgi_correlation_id import CorrelationIdMiddleware
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette_exporter import PrometheusMiddleware
+
+import ops_observe
+from ops_observe.tracing.feature import STATE_KEY
+
+from bench_logging import PeerAccessLog, structlog_logger
+from bench_tracing import DropExporter
+from harness import measure, report
+
+RATIO = 0.1
+
+
+def make_app() -> Starlette:
+    async def item(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = Starlette()
+    app.add_route("/items/{item_id}", item)
+    return app
+
+
+def ours() -> ops_observe.ObservedApp:
+    settings = {
+        "service_name": "bench",
+        "logging": {"sink": os.devnull},
+        # A real exporter is configured, then swapped for the dropping one the peer gets too.
+        "tracing": {"exporter": "zipkin", "sample_ratio": RATIO},
+    }
+    app = ops_observe.wrap(make_app(), settings=settings)
+    queue = app.suite.state[STATE_KEY].queue
+    queue.exporter = DropExporter()
+    return app
+
+
+def peers(devnull: object) -> CorrelationIdMiddleware:
+    inner = make_app()
+    inner.add_middleware(PrometheusMiddleware, group_paths=True)
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(RATIO)), shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    traced = OpenTelemetryMiddleware(PeerAccessLog(inner, structlog_logger(devnull).info), tracer_provider=provider)
+    return CorrelationIdMiddleware(traced)
+
+
+def main() -> None:
+    logging.disable(logging.CRITICAL)  # the peers' own library logging is not what is measured
+    with open(os.devnull, "w") as devnull:
+        apps = {"bare": make_app(), "ops_observe, whole suite": ours(), "the peers combined": peers(devnull)}
+        results = measure(apps, path="/items/42")
+    print(report(f"Whole stack, GET /items/42, tracing ratio {RATIO}", results))
+    mine, theirs = (results[name] - results["bare"] for name in ("ops_observe, whole suite", "the peers combined"))
+    print()
+    print(f"ops_observe adds {mine:.1f} µs, the peers combined {theirs:.1f} µs: {mine / theirs:.0%} of theirs")
+
+
+if __name__ == "__main__":
+    main()
