@@ -48,7 +48,8 @@ active: JsonStream | None = None
 :func:`configure` (their lines then go through ``loguru.logger``)."""
 
 # The attributes every LogRecord has; anything else came from ``extra={...}`` and becomes a field.
-_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# uvicorn adds ``color_message``: the message again, with terminal colour codes, no use in JSON.
+_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
 
 
 class InterceptHandler(logging.Handler):

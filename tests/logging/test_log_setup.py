@@ -195,3 +195,13 @@ for i in range(500):
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     assert [d["i"] for d in parse(path.read_text())] == list(range(500))
+
+
+def test_uvicorn_color_message_is_not_a_field(lines: Lines) -> None:
+    lines.install()
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]", 42, extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"}
+    )
+    line = lines.one(logger="uvicorn.error")
+    assert line["message"] == "Started server process [42]"
+    assert "color_message" not in line
