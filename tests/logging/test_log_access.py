@@ -27,7 +27,7 @@ from ops_observe.middleware.access_log import ACCESS_KIND, AccessLogMiddleware, 
 from ops_observe.settings import load_settings
 from ops_observe.suite import Suite
 
-from conftest import Lines
+from log_lines import Lines
 
 App = Callable[..., Any]
 

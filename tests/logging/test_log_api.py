@@ -16,7 +16,7 @@ from ops_observe.correlation import correlation_id
 from ops_observe.logging.api import BUSINESS_EVENT, bind_request, current_fields, get_logger, log_call, log_context
 from ops_observe.logging.setup import InterceptHandler
 
-from conftest import Lines
+from log_lines import Lines
 
 
 def test_public_names_are_importable_from_the_package() -> None:

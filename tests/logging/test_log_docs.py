@@ -12,7 +12,7 @@ from ops_observe.logging.render import BASE_KEYS
 from ops_observe.middleware.access_log import AccessLogMiddleware
 from ops_observe.settings_reference import render
 
-from conftest import Lines
+from log_lines import Lines
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "logging.md").read_text()
 

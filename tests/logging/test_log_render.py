@@ -20,7 +20,7 @@ from ops_observe.logging.api import get_logger
 from ops_observe.logging.render import TRUNCATED, JsonRenderer, encoders
 from ops_observe.redaction import default_redactor
 
-from conftest import Lines
+from log_lines import Lines
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 ENCODERS = sorted(encoders())

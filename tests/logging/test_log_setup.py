@@ -18,7 +18,7 @@ from ops_observe.logging import feature, setup
 from ops_observe.logging.api import get_logger
 from ops_observe.settings import load_settings
 
-from conftest import Lines
+from log_lines import Lines
 
 
 def parse(text: str) -> list[dict[str, Any]]:
