@@ -231,3 +231,27 @@ def test_interpolation_never_crashes(value: str) -> None:
         assert "environment variable" in str(exc)
     else:
         assert isinstance(settings.version, str)
+
+
+def test_every_secret_field_is_masked() -> None:
+    from ops_observe.schema import iter_fields
+    from ops_observe.sections.root import Settings as Root
+
+    data = {
+        "metrics": {"bearer_token": "scrape-t0ken", "hash_key": "hash-k3y"},
+        "health": {"detailed_token": "health-t0ken"},
+    }
+    shown = str(to_dict(load_settings(data)))
+    for secret in ("scrape-t0ken", "hash-k3y", "health-t0ken"):
+        assert secret not in shown
+
+    def secret_fields(cls: type, prefix: str) -> list[str]:
+        found = []
+        for field, tp in iter_fields(cls):
+            if dataclasses.is_dataclass(tp):
+                found += secret_fields(tp, f"{prefix}{field.name}.")  # type: ignore[arg-type]
+            elif field.metadata["secret"]:
+                found.append(prefix + field.name)
+        return found
+
+    assert sorted(secret_fields(Root, "")) == ["health.detailed_token", "metrics.bearer_token", "metrics.hash_key"]
