@@ -23,28 +23,17 @@ from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
 from starlette_exporter import PrometheusMiddleware
 
 import ops_observe
 from ops_observe.tracing.feature import STATE_KEY
 
 from bench_logging import PeerAccessLog, structlog_logger
+from bench_metrics import starlette_app as make_app
 from bench_tracing import DropExporter
 from harness import measure, report
 
 RATIO = 0.1
-
-
-def make_app() -> Starlette:
-    async def item(request: Request) -> PlainTextResponse:
-        return PlainTextResponse("ok")
-
-    app = Starlette()
-    app.add_route("/items/{item_id}", item)
-    return app
 
 
 def ours() -> ops_observe.ObservedApp:
