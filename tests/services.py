@@ -12,7 +12,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -42,6 +44,27 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def get_when_up(
+    url: str, *, process: subprocess.Popen[Any] | None = None, timeout: float = 30.0, **kwargs: Any
+) -> httpx.Response:
+    """GET ``url`` once a server started in the background answers it.
+
+    Fails when ``process`` (the server) exits first, with what it wrote to a piped stderr, or
+    when nothing answers within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(url, **{"timeout": 2, **kwargs})
+        except httpx.TransportError:
+            if process is not None and process.poll() is not None:
+                output = process.communicate(timeout=5)
+                raise RuntimeError(f"the server exited with {process.returncode}: {output}") from None
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -11,6 +10,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from services import free_port
 
 DRAIN = 3.0
 
@@ -34,15 +35,9 @@ APP = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_sigterm_drains_then_uvicorn_stops(tmp_path: Path) -> None:
     (tmp_path / "drain_app.py").write_text(APP % DRAIN)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             sys.executable,

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from services import free_port, get_when_up
 
 APP = textwrap.dedent(
     """
@@ -43,12 +43,6 @@ APP = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize("uvicorn_access_log", [False, True])
 def test_uvicorn_output_is_one_json_stream(tmp_path: Path, uvicorn_access_log: bool) -> None:
     (tmp_path / "demo_app.py").write_text(APP)
@@ -59,15 +53,8 @@ def test_uvicorn_output_is_one_json_stream(tmp_path: Path, uvicorn_access_log: b
         command.append("--no-access-log")
     server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/items/7", headers={"x-correlation-id": "req-7"})
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                assert server.poll() is None, server.communicate()
-                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}/items/7"
+        response = get_when_up(url, process=server, timeout=20, headers={"x-correlation-id": "req-7"})
         assert response.status_code == 200
         httpx.get(f"http://127.0.0.1:{port}/missing")
     finally:

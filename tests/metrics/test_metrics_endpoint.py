@@ -21,6 +21,8 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 
 from ops_observe.types import Receive, Scope, Send
 
+from services import free_port
+
 
 async def hello(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
@@ -106,14 +108,8 @@ def test_custom_path_and_disabled_endpoint() -> None:
     assert _get(off).text == "hello"  # type: ignore[attr-defined]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_separate_port_with_lifespan() -> None:
-    port = _free_port()
+    port = free_port()
     app = wrap(hello, port=port, host="127.0.0.1", bearer_token="t0k")
     assert _get(app).text == "hello"  # type: ignore[attr-defined]
     run(app.suite.startup())

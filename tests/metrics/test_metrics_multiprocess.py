@@ -20,17 +20,11 @@ from metrics_support import (
 )
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
+from services import free_port, get_when_up
+
 HERE = Path(__file__).resolve().parent
 TOTAL = f"{NS}_http_requests_total"
 LABELS = {"method": "GET", "endpoint": "/pid/{n}", "status": "200"}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _stale_run(directory: Path) -> None:
@@ -47,7 +41,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     directory = tmp_path / "prom"
     directory.mkdir()
     _stale_run(directory)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MP_DIR": str(directory), "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     process = subprocess.Popen(
@@ -57,15 +51,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/metrics", timeout=2)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("uvicorn did not start: " + process.stderr.read().decode()[-2000:]) from None  # type: ignore[union-attr]
-                time.sleep(0.1)
+        get_when_up(f"{base}/metrics", process=process)
         yield base, process
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 
 from ops_observe.cli import main
 
-from services import free_port
+from services import free_port, get_when_up
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -82,7 +81,7 @@ def test_serve_runs_the_wrapped_demo(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        response = _get_when_up(f"http://127.0.0.1:{port}/items/1", headers={"X-Correlation-ID": "cli-1"})
+        response = get_when_up(f"http://127.0.0.1:{port}/items/1", headers={"X-Correlation-ID": "cli-1"})
         assert response.json() == {"id": 1, "name": "GPU hours"}
         assert response.headers["x-correlation-id"] == "cli-1"
     finally:
@@ -94,17 +93,6 @@ def test_serve_a_named_app_that_cannot_be_imported_exits_2() -> None:
     result = run_cli("serve", "no_such_module_xyz:app")
     assert result.returncode == 2
     assert "module 'no_such_module_xyz' is not installed" in result.stderr
-
-
-def _get_when_up(url: str, **kwargs: object) -> httpx.Response:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return httpx.get(url, timeout=2, **kwargs)  # type: ignore[arg-type]
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def test_docs_name_every_command() -> None:
@@ -141,7 +129,7 @@ def test_serve_with_two_workers_counts_exactly(tmp_path: Path) -> None:
         env=env,
     )
     try:
-        _get_when_up(f"http://127.0.0.1:{port}/health")
+        get_when_up(f"http://127.0.0.1:{port}/health")
         for _ in range(20):  # a fresh connection each time, so both workers answer some
             assert httpx.get(f"http://127.0.0.1:{port}/items/1", timeout=5).status_code == 200
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text

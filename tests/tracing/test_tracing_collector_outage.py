@@ -10,13 +10,14 @@ import httpx
 from tracing_support import (  # noqa: F401 - collector_fixture and restore_logging are fixtures
     ZipkinCollector,
     collector_fixture,
-    free_port,
     restore_logging,
     tracing_settings,
     wrap,
 )
 
 from ops_observe.tracing.feature import STATE_KEY
+
+from services import free_port
 
 REQUESTS = 30
 

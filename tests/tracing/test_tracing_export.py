@@ -329,10 +329,10 @@ def test_two_uvicorn_workers_each_export_and_flush_at_lifespan_shutdown(
     import signal
     import subprocess
     import sys
-    import time
 
     import httpx
-    from tracing_support import free_port
+
+    from services import free_port, get_when_up
 
     settings = {
         "service_name": "workers",
@@ -367,14 +367,7 @@ def test_two_uvicorn_workers_each_export_and_flush_at_lifespan_shutdown(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/hello/warmup", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.2)
+        get_when_up(f"http://127.0.0.1:{port}/hello/warmup", process=server)
         for i in range(20):  # a fresh connection each time, so both workers get some
             assert httpx.get(f"http://127.0.0.1:{port}/hello/{i}", timeout=5).status_code == 200
     finally:
