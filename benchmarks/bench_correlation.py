@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from ops_observe.middleware.correlation import CorrelationIdMiddleware
+from ops_observe.correlation.middleware import CorrelationIdMiddleware
 
 from harness import measure, report
 

@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from ops_observe.logging import setup
 from ops_observe.logging.api import StructuredLogger
-from ops_observe.middleware.access_log import AccessLogMiddleware
+from ops_observe.logging.middleware import AccessLogMiddleware
 from ops_observe.settings import load_settings
 from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
 

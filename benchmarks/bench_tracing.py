@@ -20,8 +20,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from ops_observe import trace_db_query, trace_external_call
-from ops_observe.middleware.tracing import TracingMiddleware
 from ops_observe.settings import load_settings
+from ops_observe.tracing.middleware import TracingMiddleware
 from ops_observe.tracing.provider import TracingRuntime, build_runtime
 
 from harness import measure, report

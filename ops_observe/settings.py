@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from ops_observe.errors import SettingsError
+from ops_observe.root import Settings
 from ops_observe.schema import describe_type, iter_fields
-from ops_observe.sections.root import Settings
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -10,8 +10,8 @@ import dataclasses
 import json
 from typing import Any
 
+from ops_observe.root import Settings
 from ops_observe.schema import describe_type, iter_fields
-from ops_observe.sections.root import Settings
 
 INTRO = """# Settings reference
 

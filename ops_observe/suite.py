@@ -13,7 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from ops_observe.sections.root import Settings
+from ops_observe.root import Settings
 from ops_observe.types import ASGIApp
 
 Hook = Callable[[], Awaitable[None] | None]

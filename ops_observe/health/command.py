@@ -13,7 +13,7 @@ from typing import TextIO
 
 from ops_observe.health.runner import FAIL, CheckResult, HealthChecks, build_checks
 from ops_observe.health.service import overall
-from ops_observe.sections.root import Settings
+from ops_observe.root import Settings
 
 _COLUMNS = ("CHECK", "PLUGIN", "CRITICAL", "STATUS", "MS", "ERROR")
 

@@ -26,7 +26,7 @@ from ops_observe import plugins
 from ops_observe.errors import PluginError, SettingsError
 from ops_observe.health.base import HealthCheckError
 from ops_observe.masking import MASK, is_secret_key, mask_secrets, mask_url
-from ops_observe.sections.root import Settings
+from ops_observe.root import Settings
 
 logger = logging.getLogger("ops_observe.health")
 

@@ -31,7 +31,7 @@ from ops_observe.health.runner import (
     HealthChecks,
     in_thread,
 )
-from ops_observe.sections.root import Settings
+from ops_observe.root import Settings
 from ops_observe.types import Receive, Scope, Send
 
 logger = logging.getLogger("ops_observe.health")

@@ -10,7 +10,7 @@ from typing import Any
 
 import psutil
 
-from ops_observe.sections.root import Settings
+from ops_observe.root import Settings
 
 _GB = 1024**3
 _MB = 1024**2

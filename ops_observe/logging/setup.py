@@ -17,6 +17,7 @@ from typing import Any
 from loguru import logger
 
 from ops_observe.logging.render import JsonRenderer
+from ops_observe.logging.settings import LoggingSettings
 from ops_observe.logging.stream import (
     LEVELS,
     CallableWriter,
@@ -27,8 +28,7 @@ from ops_observe.logging.stream import (
     Writer,
 )
 from ops_observe.redaction import get_redactor
-from ops_observe.sections.logging import LoggingSettings
-from ops_observe.sections.root import Settings
+from ops_observe.root import Settings
 
 __all__ = ["SERVER_LOGGERS", "InterceptHandler", "active", "build_stream", "configure", "reset"]
 

@@ -26,8 +26,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 from ops_observe.metrics.http import Flusher
+from ops_observe.metrics.settings import MetricsSettings
 from ops_observe.metrics.specs import BUCKETS, ID_LABELS, SPECS, MetricSpec
-from ops_observe.sections.metrics import MetricsSettings
 
 _TYPES: dict[str, type[MetricWrapperBase]] = {"counter": Counter, "gauge": Gauge, "histogram": Histogram}
 _HASH_CACHE_SIZE = 4096

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+from ops_observe.metrics.settings import MetricsSettings
 from ops_observe.metrics.specs import BUCKETS, ID_LABELS, SPECS
 from ops_observe.schema import describe_type, iter_fields
-from ops_observe.sections.metrics import MetricsSettings
 
 NAMESPACE = "ops_center"
 

@@ -8,5 +8,5 @@
 - :mod:`~ops_observe.tracing.http`: header reading and query cleaning for the middleware;
 - :mod:`~ops_observe.tracing.api`: the public decorators and helpers.
 
-The middleware itself is :mod:`ops_observe.middleware.tracing`; the guide is ``docs/tracing.md``.
+The middleware itself is :mod:`ops_observe.tracing.middleware`; the guide is ``docs/tracing.md``.
 """

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import get_args
 
 from ops_observe.errors import SettingsError
-from ops_observe.sections.root import Settings
-from ops_observe.sections.tracing import Exporter, Propagator
+from ops_observe.root import Settings
+from ops_observe.tracing.settings import Exporter, Propagator
 
 __all__ = ["TracingConfig", "resolve"]
 

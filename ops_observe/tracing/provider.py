@@ -28,7 +28,7 @@ from opentelemetry.util.types import Attributes
 
 from ops_observe.errors import SettingsError
 from ops_observe.redaction import Redactor, get_redactor
-from ops_observe.sections.root import Settings
+from ops_observe.root import Settings
 from ops_observe.tracing.config import TracingConfig, resolve
 from ops_observe.tracing.export import ExportQueue
 from ops_observe.tracing.sampling import (

@@ -23,7 +23,7 @@ import ops_observe
 from ops_observe.correlation import correlation_id
 from ops_observe.logging import setup
 from ops_observe.logging.api import bind_request, get_logger
-from ops_observe.middleware.access_log import ACCESS_KIND, AccessLogMiddleware, client_address, from_settings
+from ops_observe.logging.middleware import ACCESS_KIND, AccessLogMiddleware, client_address, from_settings
 from ops_observe.settings import load_settings
 from ops_observe.suite import Suite
 

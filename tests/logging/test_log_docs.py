@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ops_observe import redaction
+from ops_observe.logging.middleware import AccessLogMiddleware
 from ops_observe.logging.render import BASE_KEYS
-from ops_observe.middleware.access_log import AccessLogMiddleware
 from ops_observe.settings_reference import render
 
 from log_lines import Lines

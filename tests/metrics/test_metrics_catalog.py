@@ -25,8 +25,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 import ops_observe
 from ops_observe.metrics import reference
 from ops_observe.metrics.catalog import Catalog
+from ops_observe.metrics.settings import MetricsSettings
 from ops_observe.metrics.specs import ID_LABELS, SPECS
-from ops_observe.sections.metrics import MetricsSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +71,7 @@ def _family_names(registry: CollectorRegistry) -> list[str]:
 
 def test_no_metric_exists_at_import() -> None:
     code = (
-        "import ops_observe, ops_observe.metrics, ops_observe.metrics.feature, ops_observe.middleware.metrics\n"
+        "import ops_observe, ops_observe.metrics, ops_observe.metrics.feature, ops_observe.metrics.middleware\n"
         "from prometheus_client import REGISTRY\n"
         "names = [m.name for m in REGISTRY.collect()]\n"
         "assert not [n for n in names if n.startswith(('app_', 'http', 'llm', 'credit'))], names\n"

@@ -16,7 +16,7 @@ from metrics_support import (
     wrap,
 )
 
-from ops_observe.middleware.metrics import UNMATCHED
+from ops_observe.metrics.middleware import UNMATCHED
 
 
 def fastapi_app() -> FastAPI:

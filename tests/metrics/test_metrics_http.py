@@ -27,8 +27,8 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, Router
 
 from ops_observe.metrics.catalog import Catalog
-from ops_observe.middleware.metrics import OTHER_METHOD, UNMATCHED, MetricsMiddleware
-from ops_observe.sections.metrics import MetricsSettings
+from ops_observe.metrics.middleware import OTHER_METHOD, UNMATCHED, MetricsMiddleware
+from ops_observe.metrics.settings import MetricsSettings
 from ops_observe.types import Message, Receive, Scope, Send
 
 

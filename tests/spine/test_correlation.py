@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ops_observe.correlation import ALLOWED_BYTES, correlation_id, generate_id, get_correlation_id, is_valid_id
-from ops_observe.middleware.correlation import CorrelationIdMiddleware
+from ops_observe.correlation.middleware import CorrelationIdMiddleware
 from ops_observe.types import Message, Receive, Scope, Send
 
 HEX32 = re.compile(r"[0-9a-f]{32}")

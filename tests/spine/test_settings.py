@@ -234,8 +234,8 @@ def test_interpolation_never_crashes(value: str) -> None:
 
 
 def test_every_secret_field_is_masked() -> None:
+    from ops_observe.root import Settings as Root
     from ops_observe.schema import iter_fields
-    from ops_observe.sections.root import Settings as Root
 
     data = {
         "metrics": {"bearer_token": "scrape-t0ken", "hash_key": "hash-k3y"},

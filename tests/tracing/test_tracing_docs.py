@@ -6,11 +6,11 @@ import re
 import sys
 from pathlib import Path
 
-from ops_observe.sections.tracing import TracingSettings
 from ops_observe.settings_reference import render
 from ops_observe.tracing.export import DROP_REASONS
 from ops_observe.tracing.feature import DROPPED_METRIC
 from ops_observe.tracing.provider import INSTRUMENTATIONS
+from ops_observe.tracing.settings import TracingSettings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "tracing.md"
 BLOCK = re.compile(r"(<!-- generated:[^\n]*-->\n)(.*?)(<!-- end generated -->)", re.S)

@@ -16,7 +16,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from tracing_support import memory_runtime, restore_logging, starlette_app  # noqa: F401 - restore_logging is a fixture
 
 from ops_observe import get_span_id, get_trace_id
-from ops_observe.middleware.tracing import TracingMiddleware
+from ops_observe.tracing.middleware import TracingMiddleware
 from ops_observe.types import Message, Receive, Scope, Send
 
 

@@ -40,9 +40,8 @@ from opentelemetry.trace import (
 )
 
 from ops_observe.correlation import get_correlation_id
+from ops_observe.root import Settings
 from ops_observe.routes import route_template
-from ops_observe.sections.root import Settings
-from ops_observe.sections.tracing import DEFAULT_SENSITIVE_PARAMS
 from ops_observe.suite import Suite
 from ops_observe.tracing.http import (
     REDACTED,
@@ -55,6 +54,7 @@ from ops_observe.tracing.http import (
 )
 from ops_observe.tracing.provider import TracingRuntime, runtime_var
 from ops_observe.tracing.sampling import TRACE_ID_LOW_MASK, Handoff, Pending, handoff, pending
+from ops_observe.tracing.settings import DEFAULT_SENSITIVE_PARAMS
 from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["CORRELATION_ATTRIBUTE", "REDACTED", "TracingMiddleware", "from_settings"]

@@ -15,8 +15,8 @@ from typing import Any
 
 from ops_observe.metrics.catalog import Catalog, GuardedMetric
 from ops_observe.metrics.http import Series, batchable
+from ops_observe.root import Settings
 from ops_observe.routes import is_django_app, route_template
-from ops_observe.sections.root import Settings
 from ops_observe.suite import Suite
 from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ops_observe.correlation import correlation_id, generate_id, is_valid_id
-from ops_observe.sections.root import Settings
+from ops_observe.root import Settings
 from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
 
 

@@ -21,8 +21,8 @@ from ops_observe.logging import setup as _setup
 from ops_observe.logging.context import request_holder
 from ops_observe.logging.request_info import client_address, user_id_of
 from ops_observe.logging.stream import JsonStream
+from ops_observe.root import Settings
 from ops_observe.routes import route_template
-from ops_observe.sections.root import Settings
 from ops_observe.suite import Suite
 from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
 

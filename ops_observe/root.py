@@ -6,13 +6,13 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+from ops_observe.alerts.settings import AlertsSettings
+from ops_observe.correlation.settings import CorrelationSettings
+from ops_observe.health.settings import HealthSettings
+from ops_observe.logging.settings import LoggingSettings
+from ops_observe.metrics.settings import MetricsSettings
 from ops_observe.schema import metric_name, non_empty, setting, unique
-from ops_observe.sections.alerts import AlertsSettings
-from ops_observe.sections.correlation import CorrelationSettings
-from ops_observe.sections.health import HealthSettings
-from ops_observe.sections.logging import LoggingSettings
-from ops_observe.sections.metrics import MetricsSettings
-from ops_observe.sections.tracing import TracingSettings
+from ops_observe.tracing.settings import TracingSettings
 
 _NOT_NAME = re.compile(r"[^a-zA-Z0-9_]+")
 

@@ -1,0 +1,1 @@
+"""The alerts feature: Prometheus alert-rule packs (``[ops_observe.alerts]``); the packs themselves are to come."""
