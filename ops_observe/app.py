@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+import logging
 import os
+import traceback
 from typing import Any
 
 from asgiref.compatibility import guarantee_single_callable
 
+from ops_observe.app_paths import app_serves
+from ops_observe.routes import is_django_app
 from ops_observe.settings import Settings, load_settings
 from ops_observe.stack import build_stack
 from ops_observe.suite import Suite
@@ -23,6 +28,19 @@ FEATURES = (
 )
 
 SettingsSource = Settings | dict[str, Any] | str | os.PathLike[str] | None
+
+logger = logging.getLogger("ops_observe")
+
+# Message templates, imported by the tests.
+ALREADY_WRAPPED = (
+    "this app is already wrapped by ops_observe with other settings (from {source}); "
+    "wrap the original app, or pass no settings to keep the ones it has"
+)
+SHADOWED = (
+    "the app serves {path} itself, so ops_observe leaves it to the app; "
+    "set {setting} to serve the suite's endpoint elsewhere"
+)
+STARTUP_FAILED = "the app failed at startup: {error}"
 
 
 class EndpointRouter:
@@ -50,10 +68,15 @@ class ObservedApp:
 
     def __init__(self, app: Any, settings: SettingsSource = None) -> None:
         self.settings = load_settings(settings)
-        self.app: ASGIApp = guarantee_single_callable(app)  # type: ignore[no-untyped-call]
+        self.original = app
+        self.app: ASGIApp = as_asgi3(app)
         self.suite = Suite(self.settings)
         for feature in FEATURES:
             importlib.import_module(feature).install(self.suite)
+        for path in list(self.suite.endpoints):
+            if app_serves(app, path):
+                setting = self.suite.yield_endpoint(path)
+                logger.warning(SHADOWED.format(path=path, setting=setting or "its setting"))
         self.suite.freeze()
         self.router = EndpointRouter(self.app, self.suite)
         self.stack = build_stack(self.router, self.suite)
@@ -67,8 +90,11 @@ class ObservedApp:
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the suite's hooks beside the app's own lifespan, which still runs untouched.
 
-        An app that does not speak lifespan (Django's handler raises on it) gets the protocol
-        answered by the suite, so the hooks run all the same.
+        An app that raises before it ever calls ``receive()`` does not speak lifespan (Django's
+        handler, a raw app asserting ``scope["type"] == "http"``): the ASGI spec has servers carry
+        on without it, so the suite answers the protocol itself and its hooks run all the same.
+        A Starlette or FastAPI app does speak it; its exception there is a failed startup, reported
+        to the server as ``lifespan.startup.failed`` with its message, logged, and re-raised.
         """
         received = False
 
@@ -84,10 +110,18 @@ class ObservedApp:
 
         try:
             await self.stack(scope, receive_and_hook, send)
-        except Exception:
+        except Exception as exc:
             if received:
                 raise
-            await self._answer_lifespan(receive, send)
+            if not _speaks_lifespan(self.original):
+                await self._answer_lifespan(receive, send)
+                return
+            message = await receive()  # lifespan.startup: answered, as the app could not
+            if message["type"] == "lifespan.startup":
+                logger.error(STARTUP_FAILED.format(error=f"{type(exc).__name__}: {exc}"), exc_info=exc)
+                text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                await send({"type": "lifespan.startup.failed", "message": text})
+            raise
 
     async def _answer_lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -107,8 +141,36 @@ def wrap(app: Any, settings: SettingsSource = None) -> ObservedApp:
     ``settings`` is a TOML file path, a dict shaped like the ``[ops_observe]`` table, a
     :class:`Settings`, or ``None`` for ``$OPS_OBSERVE_SETTINGS``, then ``./ops_observe.toml``,
     then the defaults. Raises :class:`ops_observe.SettingsError` on bad settings.
+
+    An app wrapped already comes back as it is when ``settings`` is ``None`` or equal to its own:
+    the suite never stacks twice. Other settings raise ``ValueError``.
     """
+    if isinstance(app, ObservedApp):
+        if settings is None or load_settings(settings) == app.settings:
+            return app
+        raise ValueError(ALREADY_WRAPPED.format(source=app.settings.source))
     return ObservedApp(app, settings)
+
+
+def as_asgi3(app: Any) -> ASGIApp:
+    """``app`` as an ASGI 3 callable, telling ASGI 2 double callables apart as Starlette does.
+
+    A class with ``__await__`` (Starlette's ``HTTPEndpoint``, ``WebSocketEndpoint``) is ASGI 3:
+    ``Cls(scope, receive, send)`` makes an awaitable. asgiref takes every class for ASGI 2.
+    """
+    if inspect.isclass(app) and hasattr(app, "__await__"):
+        return app  # type: ignore[return-value]
+    return guarantee_single_callable(app)  # type: ignore[no-any-return, no-untyped-call]
+
+
+def _speaks_lifespan(app: Any) -> bool:
+    """Whether ``app`` implements the lifespan protocol: Starlette and FastAPI apps and routers do."""
+    if is_django_app(app):
+        return False
+    from starlette.applications import Starlette
+    from starlette.routing import Router
+
+    return isinstance(app, Starlette | Router)
 
 
 def setup_observability(app: Any, settings: SettingsSource = None) -> ObservedApp:

@@ -31,6 +31,7 @@ class Suite:
         self.registry = CollectorRegistry()
         self.state: dict[str, Any] = {}
         self._endpoints: dict[str, ASGIApp] = {}
+        self._endpoint_settings: dict[str, str] = {}
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._frozen = False
@@ -40,13 +41,25 @@ class Suite:
         """The suite's own endpoints by path, answered in front of the app."""
         return MappingProxyType(self._endpoints)
 
-    def add_endpoint(self, path: str, endpoint: ASGIApp) -> None:
-        """Serve ``endpoint`` at ``path``; two features may not claim the same path."""
+    def add_endpoint(self, path: str, endpoint: ASGIApp, *, setting: str = "") -> None:
+        """Serve ``endpoint`` at ``path``; two features may not claim the same path.
+
+        ``setting`` names the key that moves the endpoint (``"health.path"``), for the warning
+        logged when the app serves that path itself and so keeps it.
+        """
         if self._frozen:
             raise RuntimeError("endpoints cannot be added after the app is built")
         if path in self._endpoints:
             raise ValueError(f"two ops_observe endpoints claim the path {path!r}; change one in the settings")
         self._endpoints[path] = endpoint
+        self._endpoint_settings[path] = setting
+
+    def yield_endpoint(self, path: str) -> str:
+        """Stop serving ``path`` (the app serves it itself); returns the setting that moves it."""
+        if self._frozen:
+            raise RuntimeError("endpoints cannot be removed after the app is built")
+        del self._endpoints[path]
+        return self._endpoint_settings.pop(path)
 
     def on_startup(self, hook: Hook) -> None:
         """Run ``hook`` (sync or async) when the server sends ``lifespan.startup``."""
@@ -55,6 +68,11 @@ class Suite:
     def on_shutdown(self, hook: Hook) -> None:
         """Run ``hook`` (sync or async) when the server sends ``lifespan.shutdown``, last added first."""
         self._shutdown.append(hook)
+
+    def feature_on(self, name: str, enabled: bool | None) -> bool:
+        """Whether feature ``name`` is to be installed: its section's ``enabled``, else whether
+        its middleware is listed (a feature changes nothing the settings did not ask for)."""
+        return enabled if enabled is not None else name in self.settings.middleware
 
     def freeze(self) -> None:
         self._frozen = True

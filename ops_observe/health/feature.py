@@ -39,13 +39,13 @@ def install(suite: Suite) -> None:
     service = HealthService(suite.settings, checks)
     suite.state["health"] = service
     base = health.path.rstrip("/")
-    suite.add_endpoint(health.path, service.liveness)
-    suite.add_endpoint(f"{base}/ready", service.readiness)
-    suite.add_endpoint(f"{base}/detailed", service.detailed)
+    suite.add_endpoint(health.path, service.liveness, setting="health.path")
+    suite.add_endpoint(f"{base}/ready", service.readiness, setting="health.path")
+    suite.add_endpoint(f"{base}/detailed", service.detailed, setting="health.path")
     if health.livez_path:
-        suite.add_endpoint(health.livez_path, service.livez)
+        suite.add_endpoint(health.livez_path, service.livez, setting="health.livez_path")
     if health.readyz_path:
-        suite.add_endpoint(health.readyz_path, service.readyz)
+        suite.add_endpoint(health.readyz_path, service.readyz, setting="health.readyz_path")
     suite.on_startup(service.startup)
     suite.on_shutdown(service.shutdown)
 

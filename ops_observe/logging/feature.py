@@ -17,7 +17,12 @@ __all__ = ["install", "uninstall"]
 
 
 def install(suite: Suite) -> None:
-    """Configure the JSON stream from ``suite.settings.logging``; flush it when the app shuts down."""
+    """Configure the JSON stream from ``suite.settings.logging``; flush it when the app shuts down.
+
+    Nothing happens unless ``logging`` is in ``middleware`` or ``logging.enabled`` is true.
+    """
+    if not suite.feature_on("logging", suite.settings.logging.enabled):
+        return
     suite.state["logging.stream"] = setup.configure(suite.settings)
     suite.on_shutdown(_flush)
 

@@ -83,6 +83,11 @@ class AccessLogSettings:
 class LoggingSettings:
     """``[ops_observe.logging]``: JSON log lines, their sink and level."""
 
+    enabled: bool | None = setting(
+        None,
+        doc="Install the JSON log stream (loguru's sink, the standard library's routing); "
+        "unset: when `logging` (the access log) is in `middleware`.",
+    )
     level: Level = setting("INFO", doc="Lowest level written.")
     sink: str = setting("stdout", doc='"stdout", "stderr" or a file path.', check=non_empty)
     enqueue: bool = setting(
@@ -98,6 +103,11 @@ class LoggingSettings:
     stdlib: bool = setting(
         True,
         doc="Route the standard library's `logging` (uvicorn, httpx...) into the same JSON stream.",
+    )
+    root_level: Level | None = setting(
+        None,
+        doc="Set the standard library's root logger to this level; unset: leave it as it is "
+        "(Python's default is WARNING, so `logging.getLogger(name).info(...)` stays unwritten).",
     )
     source: bool = setting(True, doc="Add `file`, `line` and `function` of the call to each line.")
     max_field_length: int = setting(

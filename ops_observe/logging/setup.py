@@ -131,7 +131,7 @@ def configure(settings: Settings, *, sink: Any = None) -> JsonStream:
         )
         installation = _Installation(section, settings.service_name, sink, stream, handler_id, removed_default)
         if section.stdlib:
-            _route_stdlib(installation, LEVELS[section.level])
+            _route_stdlib(installation, LEVELS[section.root_level] if section.root_level else None)
         _installed = installation
         active = stream
         return stream
@@ -213,14 +213,15 @@ def _remove_default_handler() -> bool:
     return True
 
 
-def _route_stdlib(installation: _Installation, level: int) -> None:
+def _route_stdlib(installation: _Installation, level: int | None) -> None:
     root = logging.getLogger()
     installation.root_handlers = list(root.handlers)
     installation.root_level = root.level
     # Console handlers would print each line a second time, as plain text: they go. Any other
     # handler (a file, a log shipper, pytest's capture) keeps receiving the records.
     root.handlers = [InterceptHandler(), *(h for h in root.handlers if not _is_console(h))]
-    root.setLevel(level)
+    if level is not None:  # only when the settings ask: the process's own level is the user's
+        root.setLevel(level)
     for name in SERVER_LOGGERS:
         named = logging.getLogger(name)
         console = [h for h in named.handlers if _is_console(h)]

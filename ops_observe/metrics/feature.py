@@ -28,6 +28,8 @@ def install(suite: Suite) -> None:
     """Register the metrics endpoints and lifespan hooks of one wrapped app."""
     settings = suite.settings
     section = settings.metrics
+    if not section.enabled and "metrics" not in settings.middleware:
+        return  # neither served nor recorded: nothing to build
     directory = section.multiprocess_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     mp = multiprocess.setup(directory) if directory else None
     catalog = Catalog(suite.registry, settings.metric_namespace, section, mp.hash_key if mp else random_key())
@@ -44,7 +46,7 @@ def install(suite: Suite) -> None:
     suite.state[STATE_KEY] = catalog
     package._current = catalog
 
-    if not section.enabled:
+    if section.enabled is False:
         return
     collector: Collector = suite.registry
     hooks = [lambda: refresh_pools(catalog)]
@@ -60,7 +62,7 @@ def install(suite: Suite) -> None:
     )
     suite.state["metrics.exposition"] = exposition
     if section.port is None:
-        suite.add_endpoint(section.path, MetricsEndpoint(exposition))
+        suite.add_endpoint(section.path, MetricsEndpoint(exposition), setting="metrics.path")
     else:
         server = MetricsServer(exposition, section.host, section.port)
         suite.state["metrics.server"] = server

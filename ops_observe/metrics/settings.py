@@ -61,7 +61,11 @@ def _caps(values: Mapping[str, int]) -> None:
 class MetricsSettings:
     """``[ops_observe.metrics]``: the HTTP metrics middleware and the ``/metrics`` endpoint."""
 
-    enabled: bool = setting(True, doc="Serve the metrics endpoint.")
+    enabled: bool | None = setting(
+        None,
+        doc="Serve the metrics endpoint (and keep the catalog); unset: when `metrics` is in `middleware`. "
+        "`false` with `metrics` listed records without serving.",
+    )
     path: str = setting("/metrics", doc="Path of the Prometheus exposition endpoint.", check=url_path)
     buckets: tuple[float, ...] = setting(
         DEFAULT_BUCKETS,

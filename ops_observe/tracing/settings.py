@@ -42,6 +42,10 @@ def _param_names(values: tuple[str, ...]) -> None:
 class TracingSettings:
     """``[ops_observe.tracing]``: the tracer provider, its exporter, propagation and sampling."""
 
+    enabled: bool | None = setting(
+        None,
+        doc="Build the tracer provider and its export thread; unset: when `tracing` is in `middleware`.",
+    )
     exporter: Exporter | None = setting(
         None,
         doc='Where finished spans go; unset: `$OTEL_TRACES_EXPORTER`, else `"none"` (ids and propagation only).',

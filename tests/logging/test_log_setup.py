@@ -106,7 +106,7 @@ def test_reset_restores_loguru_and_logging() -> None:
         assert console not in root.handlers and keep in root.handlers
         assert isinstance(root.handlers[0], setup.InterceptHandler)
         assert uvicorn.handlers == [] and uvicorn.propagate is True
-        uvicorn.info("started")
+        uvicorn.warning("started")  # root stays at WARNING: ops_observe does not lower it
         assert lines.one(logger="uvicorn.error")["message"] == "started"
         assert [r.getMessage() for r in kept] == ["started"]
         with pytest.raises(ValueError):
@@ -189,7 +189,7 @@ def test_queued_lines_are_written_when_the_process_exits(tmp_path: Path) -> None
     script = f"""
 import ops_observe
 from ops_observe import get_logger
-ops_observe.wrap(lambda scope, receive, send: None, settings={{"logging": {{"sink": {str(path)!r}, "enqueue": True}}, "middleware": []}})
+ops_observe.wrap(lambda scope, receive, send: None, settings={{"logging": {{"enabled": True, "sink": {str(path)!r}, "enqueue": True}}, "middleware": []}})
 for i in range(500):
     get_logger("t").info("queued", i=i)
 """
@@ -199,7 +199,7 @@ for i in range(500):
 
 def test_uvicorn_color_message_is_not_a_field(lines: Lines) -> None:
     lines.install()
-    logging.getLogger("uvicorn.error").info(
+    logging.getLogger("uvicorn.error").warning(
         "Started server process [%d]", 42, extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"}
     )
     line = lines.one(logger="uvicorn.error")
