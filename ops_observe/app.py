@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 import os
@@ -11,21 +10,13 @@ from typing import Any
 
 from asgiref.compatibility import guarantee_single_callable
 
+from ops_observe import plugins
 from ops_observe.app_paths import app_serves
 from ops_observe.routes import is_django_app
 from ops_observe.settings import Settings, load_settings
 from ops_observe.stack import build_stack
 from ops_observe.suite import Suite
 from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
-
-# The first-party features, installed in this order into every wrapped app's suite. Each module
-# has ``install(suite)``: it registers endpoints and lifespan hooks according to the settings.
-FEATURES = (
-    "ops_observe.logging.feature",
-    "ops_observe.metrics.feature",
-    "ops_observe.tracing.feature",
-    "ops_observe.health.feature",
-)
 
 SettingsSource = Settings | dict[str, Any] | str | os.PathLike[str] | None
 
@@ -71,8 +62,10 @@ class ObservedApp:
         self.original = app
         self.app: ASGIApp = as_asgi3(app)
         self.suite = Suite(self.settings)
-        for feature in FEATURES:
-            importlib.import_module(feature).install(self.suite)
+        # Every feature, ours as a third party's, comes from the entry-point group, sorted by name;
+        # each ``install(suite)`` adds what the settings ask for (endpoints, hooks, state).
+        for spec in plugins.find(plugins.FEATURES):
+            spec.load().install(self.suite)
         for path in list(self.suite.endpoints):
             if app_serves(app, path):
                 setting = self.suite.yield_endpoint(path)

@@ -19,7 +19,8 @@ from ops_observe.errors import PluginError
 MIDDLEWARE = "ops_observe.middleware"
 HEALTH_CHECKS = "ops_observe.health_checks"
 ALERT_PACKS = "ops_observe.alert_packs"
-GROUPS = (MIDDLEWARE, HEALTH_CHECKS, ALERT_PACKS)
+FEATURES = "ops_observe.features"
+GROUPS = (FEATURES, MIDDLEWARE, HEALTH_CHECKS, ALERT_PACKS)
 
 # Message templates, imported by the tests.
 DUPLICATE = "{group}: plugin {name!r} is registered twice, by {first} and by {second}"
@@ -145,7 +146,14 @@ def _check_alert_pack(obj: Any) -> str | None:
     return None
 
 
+def _check_feature(obj: Any) -> str | None:
+    if not callable(getattr(obj, "install", None)):
+        return f"{obj!r} has no install(suite) function; a feature installs itself into a wrapped app's suite"
+    return None
+
+
 _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
+    FEATURES: _check_feature,
     MIDDLEWARE: _check_middleware,
     HEALTH_CHECKS: _check_health_check,
     ALERT_PACKS: _check_alert_pack,

@@ -25,7 +25,7 @@ def test_plugins_doc_names_the_real_groups_and_first_party_plugins() -> None:
     text = (DOCS / "plugins.md").read_text()
     for group in plugins.GROUPS:
         assert f"`{group}`" in text
-    for group in (plugins.MIDDLEWARE, plugins.HEALTH_CHECKS):
+    for group in (plugins.FEATURES, plugins.MIDDLEWARE, plugins.HEALTH_CHECKS):
         for spec in plugins.find(group):
             if spec.distribution.startswith("ops-observe"):
                 assert f"`{spec.name}`" in text, f"docs/plugins.md does not mention {spec.name}"
