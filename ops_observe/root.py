@@ -1,18 +1,22 @@
-"""The root settings object: the service's identity, the middleware list and one section per concern."""
+"""The root settings object: the service's identity, the middleware list, and one section per feature.
+
+The sections are not fields of this class: each feature in the entry-point group
+``ops_observe.features`` declares its own (``SETTINGS``, a settings dataclass), read as
+``[ops_observe.<feature name>]``, ours exactly as a third party's. ``settings.tracing`` is the
+section of the feature named ``tracing``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
-from ops_observe.alerts.settings import AlertsSettings
-from ops_observe.correlation.settings import CorrelationSettings
-from ops_observe.health.settings import HealthSettings
-from ops_observe.logging.settings import LoggingSettings
-from ops_observe.metrics.settings import MetricsSettings
+from ops_observe import plugins
 from ops_observe.schema import metric_name, non_empty, setting, unique
-from ops_observe.tracing.settings import TracingSettings
 
 _NOT_NAME = re.compile(r"[^a-zA-Z0-9_]+")
 
@@ -35,14 +39,16 @@ class Settings:
         "Tracing outside logging and metrics puts trace ids in access-log lines and exemplars.",
         check=unique,
     )
-    correlation: CorrelationSettings = setting(doc="Correlation IDs.", factory=CorrelationSettings)
-    logging: LoggingSettings = setting(doc="JSON logs and the access log.", factory=LoggingSettings)
-    metrics: MetricsSettings = setting(doc="Prometheus metrics.", factory=MetricsSettings)
-    tracing: TracingSettings = setting(doc="OpenTelemetry tracing.", factory=TracingSettings)
-    health: HealthSettings = setting(doc="Health endpoints and checks.", factory=HealthSettings)
-    alerts: AlertsSettings = setting(doc="Alert-rule packs.", factory=AlertsSettings)
+    sections: Mapping[str, Any] = dataclasses.field(default_factory=lambda: default_sections())
+    """Each feature's section by feature name (``[ops_observe.<name>]``)."""
     source: str = dataclasses.field(default="<defaults>", compare=False)
     """Where these settings came from (a file name, ``<dict>`` or ``<defaults>``), for error messages."""
+
+    def __getattr__(self, name: str) -> Any:
+        sections = self.__dict__.get("sections")
+        if sections is not None and name in sections:
+            return sections[name]
+        raise AttributeError(f"settings have no key or section {name!r}")
 
     @property
     def metric_namespace(self) -> str:
@@ -51,3 +57,18 @@ class Settings:
             return self.namespace
         derived = _NOT_NAME.sub("_", self.service_name).strip("_").lower()
         return derived if derived and not derived[0].isdigit() else f"app_{derived}"
+
+
+def section_classes() -> dict[str, type]:
+    """The settings dataclass of every installed feature that declares one, by feature name, sorted."""
+    found: dict[str, type] = {}
+    for spec in plugins.find(plugins.FEATURES):
+        cls = getattr(spec.load(), "SETTINGS", None)
+        if cls is not None:
+            found[spec.name] = cls
+    return found
+
+
+def default_sections() -> Mapping[str, Any]:
+    """Every feature's section at its defaults."""
+    return MappingProxyType({name: cls() for name, cls in section_classes().items()})

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from ops_observe.errors import SettingsError
-from ops_observe.root import Settings
+from ops_observe.root import Settings, section_classes
 from ops_observe.schema import describe_type, iter_fields
 
 if sys.version_info >= (3, 11):
@@ -102,8 +102,17 @@ def _load_file(path: Path) -> Settings:
 
 
 def _build_settings(data: Mapping[str, Any], source: str) -> Settings:
-    settings = _build(Settings, _interpolate(data, "", source), "", source)
-    return dataclasses.replace(settings, source=source)
+    """The root from its own keys, and each feature's section from ``[ops_observe.<feature>]``."""
+    data = _interpolate(data, "", source)
+    classes = section_classes()
+    core = {k: v for k, v in data.items() if k not in classes}
+    known = [f.name for f, _ in iter_fields(Settings)] + list(classes)
+    for name in core:
+        if not isinstance(name, str) or name not in known:
+            raise SettingsError(source, str(name), UNKNOWN_KEY.format(key=name, hint=_hint(str(name), known)))
+    sections: dict[str, Any] = {name: _build(cls, data.get(name, {}), name, source) for name, cls in classes.items()}
+    settings = _build(Settings, core, "", source)
+    return dataclasses.replace(settings, source=source, sections=types.MappingProxyType(sections))
 
 
 def _interpolate(value: Any, key: str, source: str) -> Any:
@@ -257,6 +266,8 @@ def to_dict(obj: Any, *, masked: bool = True) -> Any:
                 out.update(mask_secrets(options) if masked else options)
             else:
                 out[field.name] = to_dict(value, masked=masked)
+        if isinstance(obj, Settings):
+            out.update((name, to_dict(section, masked=masked)) for name, section in obj.sections.items())
         return out
     if isinstance(obj, Mapping):
         return {k: to_dict(v, masked=masked) for k, v in obj.items()}

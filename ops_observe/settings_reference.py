@@ -10,7 +10,7 @@ import dataclasses
 import json
 from typing import Any
 
-from ops_observe.root import Settings
+from ops_observe.root import Settings, section_classes
 from ops_observe.schema import describe_type, iter_fields
 
 INTRO = """# Settings reference
@@ -32,6 +32,8 @@ def render() -> str:
     """The whole reference, as Markdown."""
     parts = [INTRO]
     _section(Settings, "ops_observe", parts)
+    for name, cls in section_classes().items():
+        _section(cls, f"ops_observe.{name}", parts)
     return "\n".join(parts).rstrip() + "\n"
 
 

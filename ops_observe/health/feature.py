@@ -15,10 +15,14 @@ from ops_observe.health.runner import (
     build_checks,
 )
 from ops_observe.health.service import HealthService
+from ops_observe.health.settings import HealthSettings
 from ops_observe.suite import Suite
 
 # The value of <ns>_health_check_status for each state; alerts fire on "< 1" (warn) or "== 0" (fail).
 STATUS_VALUES = {PASS: 1.0, WARN: 0.5, FAIL: 0.0}
+
+SETTINGS = HealthSettings
+"""The ``[ops_observe.health]`` section."""
 
 
 def install(suite: Suite) -> None:

@@ -11,9 +11,13 @@ from __future__ import annotations
 from loguru import logger
 
 from ops_observe.logging import setup
+from ops_observe.logging.settings import LoggingSettings
 from ops_observe.suite import Suite
 
 __all__ = ["install", "uninstall"]
+
+SETTINGS = LoggingSettings
+"""The ``[ops_observe.logging]`` section."""
 
 
 def install(suite: Suite) -> None:

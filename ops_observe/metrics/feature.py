@@ -19,9 +19,13 @@ from ops_observe.metrics import multiprocess
 from ops_observe.metrics.catalog import Catalog, random_key
 from ops_observe.metrics.exposition import Exposition, MetricsEndpoint, MetricsServer
 from ops_observe.metrics.pools import refresh_pools
+from ops_observe.metrics.settings import MetricsSettings
 from ops_observe.suite import Suite
 
 STATE_KEY = "metrics"
+
+SETTINGS = MetricsSettings
+"""The ``[ops_observe.metrics]`` section."""
 
 
 def install(suite: Suite) -> None:

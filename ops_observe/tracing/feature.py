@@ -18,6 +18,7 @@ from prometheus_client import Counter
 from ops_observe.suite import Suite
 from ops_observe.tracing.export import DROP_REASONS
 from ops_observe.tracing.provider import TracingRuntime, build_runtime, instrument, set_latest
+from ops_observe.tracing.settings import TracingSettings
 
 __all__ = ["DROPPED_METRIC", "STATE_KEY", "install"]
 
@@ -27,10 +28,18 @@ STATE_KEY = "tracing"
 DROPPED_METRIC = "{ns}_tracing_spans_dropped"
 """Counter (``_total`` in the exposition) of spans lost before export, by ``reason``."""
 
+SETTINGS = TracingSettings
+"""The ``[ops_observe.tracing]`` section."""
+
 
 def install(suite: Suite) -> None:
-    """Build the tracing runtime of one wrapped app and register its flush hooks."""
+    """Build the tracing runtime of one wrapped app and register its flush hooks.
+
+    Nothing happens unless ``tracing`` is in ``middleware`` or ``tracing.enabled`` is true.
+    """
     settings = suite.settings
+    if not suite.feature_on("tracing", settings.tracing.enabled):
+        return
     dropped = Counter(
         DROPPED_METRIC.format(ns=settings.metric_namespace),
         "Finished spans dropped before export: queue_full (collector too slow or down), "

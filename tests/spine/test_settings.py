@@ -110,7 +110,7 @@ def test_namespace_derived_from_service_name() -> None:
         ({"correlation": "X-Id"}, "<dict>: correlation: expected a table, got 'X-Id'"),
         (
             {"zzz": 1},
-            "<dict>: zzz: unknown key 'zzz'; known keys: service_name, namespace, version, environment, commit, build_date, middleware, correlation, logging, metrics, tracing, health, alerts",
+            "<dict>: zzz: unknown key 'zzz'; known keys: service_name, namespace, version, environment, commit, build_date, middleware, alerts, correlation, health, logging, metrics, tracing",
         ),
     ],
 )
@@ -234,7 +234,7 @@ def test_interpolation_never_crashes(value: str) -> None:
 
 
 def test_every_secret_field_is_masked() -> None:
-    from ops_observe.root import Settings as Root
+    from ops_observe.root import section_classes
     from ops_observe.schema import iter_fields
 
     data = {
@@ -254,4 +254,5 @@ def test_every_secret_field_is_masked() -> None:
                 found.append(prefix + field.name)
         return found
 
-    assert sorted(secret_fields(Root, "")) == ["health.detailed_token", "metrics.bearer_token", "metrics.hash_key"]
+    every = [name for section, cls in section_classes().items() for name in secret_fields(cls, f"{section}.")]
+    assert sorted(every) == ["health.detailed_token", "metrics.bearer_token", "metrics.hash_key"]
