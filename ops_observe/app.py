@@ -12,6 +12,7 @@ from asgiref.compatibility import guarantee_single_callable
 
 from ops_observe import plugins
 from ops_observe.app_paths import app_serves
+from ops_observe.current import serving, set_default
 from ops_observe.routes import is_django_app
 from ops_observe.settings import Settings, load_settings
 from ops_observe.stack import build_stack
@@ -71,14 +72,19 @@ class ObservedApp:
                 setting = self.suite.yield_endpoint(path)
                 logger.warning(SHADOWED.format(path=path, setting=setting or "its setting"))
         self.suite.freeze()
+        set_default(self.suite)
         self.router = EndpointRouter(self.app, self.suite)
         self.stack = build_stack(self.router, self.suite)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
-        else:
+            return
+        token = serving.set(self.suite)
+        try:
             await self.stack(scope, receive, send)
+        finally:
+            serving.reset(token)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the suite's hooks beside the app's own lifespan, which still runs untouched.

@@ -14,15 +14,12 @@ import os
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-import ops_observe.metrics as package
-from ops_observe.metrics import multiprocess
+from ops_observe.metrics import STATE_KEY, multiprocess
 from ops_observe.metrics.catalog import Catalog, random_key
 from ops_observe.metrics.exposition import Exposition, MetricsEndpoint, MetricsServer
 from ops_observe.metrics.pools import refresh_pools
 from ops_observe.metrics.settings import MetricsSettings
 from ops_observe.suite import Suite
-
-STATE_KEY = "metrics"
 
 SETTINGS = MetricsSettings
 """The ``[ops_observe.metrics]`` section."""
@@ -48,7 +45,6 @@ def install(suite: Suite) -> None:
     if section.process_metrics and mp is None:
         ProcessCollector(registry=suite.registry)
     suite.state[STATE_KEY] = catalog
-    package._current = catalog
 
     if section.enabled is False:
         return

@@ -71,11 +71,11 @@ def _family_names(registry: CollectorRegistry) -> list[str]:
 
 def test_no_metric_exists_at_import() -> None:
     code = (
-        "import ops_observe, ops_observe.metrics, ops_observe.metrics.feature, ops_observe.metrics.middleware\n"
+        "import ops_observe, ops_observe.current, ops_observe.metrics, ops_observe.metrics.feature, ops_observe.metrics.middleware\n"
         "from prometheus_client import REGISTRY\n"
         "names = [m.name for m in REGISTRY.collect()]\n"
         "assert not [n for n in names if n.startswith(('app_', 'http', 'llm', 'credit'))], names\n"
-        "assert ops_observe.metrics._current is None\n"
+        "assert ops_observe.current.current_suite() is None\n"
         "try:\n    ops_observe.metrics.http_requests_total\nexcept AttributeError as e:\n    print('ok', e)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -155,3 +155,42 @@ def restore_logging() -> Any:
     yield
     uninstall()
     root.setLevel(level)
+
+
+def test_two_apps_serving_at_once_count_their_own_calls() -> None:
+    """``ops_observe.metrics.<name>`` is the serving app's metric, not the last wrapped app's."""
+    import httpx
+
+    async def buy(request: Request) -> PlainTextResponse:
+        await asyncio.sleep(0.001)
+        ops_observe.metrics.credit_transactions_total.labels(
+            transaction_type="purchase", user_id="u", organization_id="o"
+        ).inc()
+        return PlainTextResponse("ok")
+
+    apps = {
+        name: ops_observe.wrap(
+            Starlette(routes=[Route("/buy", buy)]),
+            settings={"service_name": name, "middleware": ["metrics"], "metrics": {"process_metrics": False}},
+        )
+        for name in ("shop_a", "shop_b")
+    }
+
+    async def run() -> None:
+        clients = {
+            name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+            for name, app in apps.items()
+        }
+        calls = [clients["shop_a"].get("/buy") for _ in range(30)] + [clients["shop_b"].get("/buy") for _ in range(7)]
+        responses = await asyncio.gather(*calls)
+        assert {r.status_code for r in responses} == {200}
+        for client in clients.values():
+            await client.aclose()
+
+    asyncio.run(run())
+    for name, expected in (("shop_a", 30), ("shop_b", 7)):
+        registry = apps[name].suite.registry
+        total = sum(
+            s.value for m in registry.collect() for s in m.samples if s.name == f"{name}_credit_transactions_total"
+        )
+        assert total == expected, name
