@@ -1,16 +1,17 @@
 """The access log: one JSON line per HTTP request, written when the request ends.
 
-Pure ASGI: it wraps ``send`` to see the status, the time to first byte and the response size, and
-writes the line in ``finally``, so a crash is logged (status 500, with the exception as fields) and
-still propagates, and a cancelled request is logged as 499. ``lifespan`` and ``websocket`` scopes
-pass straight through. The line is redacted by the JSON stream like any other line.
+Pure ASGI: the request's method, path, route, status, timings and sizes are read from its
+:class:`ops_observe.request.RequestFacts` (shared with the other middlewares of the app), and the
+line is written in ``finally``, so a crash is logged (status 500, with the exception as fields) and
+still propagates, and a request whose client went away (a disconnect or a cancellation before the
+response completed) is logged as 499 at WARNING, without error. ``lifespan`` and ``websocket``
+scopes pass straight through. The line is redacted by the JSON stream like any other line.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import time
-from asyncio import CancelledError
 from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import unquote_plus
@@ -21,19 +22,19 @@ from ops_observe.logging import setup as _setup
 from ops_observe.logging.context import request_holder
 from ops_observe.logging.request_info import client_address, user_id_of
 from ops_observe.logging.stream import JsonStream
+from ops_observe.request import CLIENT_CLOSED_STATUS, OTHER_METHOD, RequestFacts, enter, leave
 from ops_observe.root import Settings
-from ops_observe.routes import route_template
+from ops_observe.routes import is_django_app
 from ops_observe.suite import Suite
-from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
+from ops_observe.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["ACCESS_KIND", "AccessLogMiddleware", "client_address", "from_settings"]
 
 ACCESS_KIND = "access"
 """The ``kind`` of access-log lines."""
-CANCELLED_STATUS = 499
-"""Status logged for a request cancelled before its response started (nginx's "client closed")."""
+CANCELLED_STATUS = CLIENT_CLOSED_STATUS
+"""Status logged for a request whose client went away before the response completed."""
 
-STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"})
 _perf = time.perf_counter
 _MEMO_LIMIT = 4096
 
@@ -84,63 +85,38 @@ class AccessLogMiddleware:
         self.stream = stream
         self._log = _loguru.bind(_ops_logger=logger_name, _ops_kind=ACCESS_KIND).opt(depth=1)
         self._trust_memo: dict[str, bool] = {}
+        self.django = is_django_app(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        root_path: str = scope.get("root_path", "")
-        if path in self.exclude or (
-            root_path and path.startswith(root_path) and path[len(root_path) :] in self.exclude
-        ):
-            await self.app(scope, receive, send)
+        facts, receive, send, facts_token = enter(scope, receive, send, django=self.django)
+        if facts.path in self.exclude or scope["path"] in self.exclude:
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                leave(facts_token)
             return
-
-        start = _perf()
-        status = 0
-        first_byte = 0.0
-        response_size = 0
-
-        async def send_observed(message: Message) -> None:
-            nonlocal status, first_byte, response_size
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                # The status line and headers are the response's first bytes on the wire.
-                first_byte = _perf()
-            elif message["type"] == "http.response.body":
-                response_size += len(message.get("body", b""))
-            await send(message)
-
         holder: dict[str, Any] = {}
         token = request_holder.set(holder)
-        error: BaseException | None = None
         try:
-            await self.app(scope, receive, send_observed)
+            await self.app(scope, receive, send)
         except BaseException as exc:
-            error = exc
+            facts.fail(exc)
             raise
         finally:
             try:
-                self._write(scope, root_path, start, status, first_byte, response_size, holder, error)
+                self._write(scope, facts, holder)
             finally:
                 request_holder.reset(token)
+                leave(facts_token)
 
-    def _write(
-        self,
-        scope: Scope,
-        root_path: str,
-        start: float,
-        status: int,
-        first_byte: float,
-        response_size: int,
-        holder: dict[str, Any],
-        error: BaseException | None,
-    ) -> None:
-        end = _perf()
-        duration = end - start
-        if not status:
-            status = CANCELLED_STATUS if isinstance(error, CancelledError) else 500
+    def _write(self, scope: Scope, facts: RequestFacts, holder: dict[str, Any]) -> None:
+        start = facts.start
+        duration = _perf() - start
+        status = facts.status
+        first_byte = facts.first_byte
         # dict() over the header pairs runs in C; a repeated header keeps its last value, which
         # is all these fields need (the forwarded chain, which needs every value, is read apart).
         headers = dict(scope["headers"])
@@ -156,7 +132,7 @@ class AccessLogMiddleware:
             forwarded = [n + b"\x00" + v for n, v in scope["headers"] if n == b"x-forwarded-for" or n == b"forwarded"]
             host = client_address(host, forwarded, self._trusted)
             forwarded_host = True
-        method = scope["method"]
+        method = facts.raw_method
         path = scope["path"]
         query = None
         if self.keep_query:
@@ -169,7 +145,7 @@ class AccessLogMiddleware:
             # renderer writes them as they are: no per-field key checks on the hot path.
             text = stream.renderer.text
             path = text(path)
-            if method not in STANDARD_METHODS:
+            if facts.method == OTHER_METHOD:  # whatever the client wrote
                 method = text(method)
             if user_agent is not None:
                 user_agent = text(user_agent)[: self.user_agent_max]
@@ -186,12 +162,12 @@ class AccessLogMiddleware:
             "duration_ms": int(duration * 1_000_000) / 1000,
             "ttfb_ms": int((first_byte - start) * 1_000_000) / 1000 if first_byte else None,
             "request_size": request_size,
-            "response_size": response_size,
+            "response_size": facts.response_size,
             "client": host,
             "user_agent": user_agent,
             "http_version": scope.get("http_version"),
         }
-        route = route_template(scope, root_path)
+        route = facts.route
         if route is not None:
             fields["route"] = route
         if query is not None:
@@ -207,7 +183,8 @@ class AccessLogMiddleware:
             fields["slow"] = True
             if level == "INFO":
                 level = "WARNING"
-        exc = error if error is not None and not isinstance(error, CancelledError) else None
+        # A client that went away, or a cancellation, is no error: no error field, no traceback.
+        exc = facts.server_error
         if exc is not None:
             fields["error"] = type(exc).__name__
             level = "ERROR"  # also when the app raised after its response had started

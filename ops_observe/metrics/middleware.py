@@ -1,7 +1,10 @@
 """The HTTP metrics middleware: requests, latency, sizes, errors, in-progress, security counters.
 
-Pure ASGI: it observes the request by wrapping ``receive`` and ``send`` and records in ``finally``,
-so an exception is counted (as 500 when no response had started) and still propagates. The label
+Pure ASGI: it reads the request's :class:`ops_observe.request.RequestFacts` (shared with the other
+middlewares of the app, whose wrapped ``receive`` and ``send`` record sizes, status and outcome) and
+records in ``finally``, so an exception is counted (as 500 when no response had started) and still
+propagates. A request whose client went away before the response completed is recorded as 499 and
+is not counted in ``http_errors_total``: the client's doing, not the server's. The label
 children of each ``(method, endpoint, status)`` are resolved once and cached, so a request after
 the first of its kind costs dictionary look-ups and the observations themselves.
 """
@@ -10,23 +13,21 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from ops_observe.metrics.catalog import Catalog, GuardedMetric
 from ops_observe.metrics.http import Series, batchable
+from ops_observe.request import CLIENT_CLOSED_STATUS, OTHER_METHOD, STANDARD_METHODS, RequestFacts, enter, leave
 from ops_observe.root import Settings
-from ops_observe.routes import is_django_app, route_template
+from ops_observe.routes import is_django_app
 from ops_observe.suite import Suite
-from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
+from ops_observe.types import ASGIApp, Receive, Scope, Send
 
-STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
-OTHER_METHOD = "OTHER"
-"""The ``method`` label of every method outside :data:`STANDARD_METHODS` (their set is unbounded)."""
 UNMATCHED = "<unmatched>"
 """The ``endpoint`` label of requests no route matched (never the raw path)."""
-CANCELLED_STATUS = 499
-"""Status recorded for a request cancelled before its response started (nginx's "client closed")."""
+CANCELLED_STATUS = CLIENT_CLOSED_STATUS
+"""Status recorded for a request whose client went away before the response completed."""
 _CACHE_LIMIT = 10_000
 
 _perf_counter = time.perf_counter
@@ -96,7 +97,6 @@ class MetricsMiddleware:
         self.app = app
         self.catalog = catalog
         m = catalog.metrics
-        self.methods = {name: name for name in STANDARD_METHODS}
         self.in_progress: dict[str, Any] = {
             name: m["http_requests_in_progress"].metric.labels(name) for name in (*STANDARD_METHODS, OTHER_METHOD)
         }
@@ -128,75 +128,40 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-
-        method = self.methods.get(scope["method"], OTHER_METHOD)
-        in_progress = self.in_progress[method]
-        root_path = scope.get("root_path", "")
-        status = 0
-        started = 0.0
-        sent = 0
-        received = 0
-        stream = False
-        start_message: Message | None = None
+        facts, receive, send, token = enter(scope, receive, send, django=self.django)
+        method = facts.method
         trace_id = self.trace_id
-        exemplar: dict[str, str] | None = None
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            body = message.get("body")
-            if body:
-                received += len(body)
-            return message
-
-        async def observing_send(message: Message) -> None:
-            nonlocal status, started, sent, stream, start_message, exemplar
-            if message["type"] == "http.response.body":
-                body = message.get("body")
-                if body:
-                    sent += len(body)
-                # Only a response sent in several parts can be a stream: look at its type once.
-                if message.get("more_body") and start_message is not None and self.stream_types:
-                    stream = self._is_stream(start_message)
-                    start_message = None
-            elif message["type"] == "http.response.start":
-                status = message["status"]
-                started = _perf_counter()
-                start_message = message
-                if trace_id is not None:
-                    exemplar = trace_id()
-            await send(message)
-
+        exemplars = _exemplars(facts, trace_id) if trace_id is not None else None
         batched = self.batched
         if batched:
             self.inflight[method] += 1
         else:
-            in_progress.inc()
-        start = _perf_counter()
-        error: BaseException | None = None
+            self.in_progress[method].inc()
         try:
-            await self.app(scope, counting_receive, observing_send)
+            await self.app(scope, receive, send)
         except BaseException as exc:
-            error = exc
+            facts.fail(exc)
             raise
         finally:
             end = _perf_counter()
+            leave(token)
             if batched:
                 self.inflight[method] -= 1
             else:
-                in_progress.dec()
-            if error is not None and not status:
-                status = CANCELLED_STATUS if _is_cancellation(error) else 500
-            key = (
-                method,
-                route_template(scope, root_path, django=self.django)
-                or self.own_endpoints.get(scope["path"], UNMATCHED),
-                status,
-            )
+                self.in_progress[method].dec()
+            status = facts.status
+            key = (method, facts.route or self.own_endpoints.get(facts.path, UNMATCHED), status)
             children = self.cache.get(key)
             if children is None:
                 children = self._children(key)
+            start = facts.start
             duration = end - start
+            started = facts.first_byte
+            received = facts.request_size
+            sent = facts.response_size
+            exemplar = exemplars[0] if exemplars else None
+            # Only a response sent in several parts can be a stream: its type is looked at then.
+            stream = facts.streamed and bool(self.stream_types) and self._is_stream(facts.response_headers)
             series = children.series
             if series is not None:
                 # The common case: plain arithmetic, no lock, no call into prometheus-client.
@@ -232,6 +197,7 @@ class MetricsMiddleware:
                     children.ttfb.observe(started - start)
                 children.request_size.observe(received)
                 children.response_size.observe(sent)
+            error = facts.server_error
             if error is not None:
                 self.errors.labels(*children.labels, type(error).__name__).inc()
             if status in (401, 403, 429):
@@ -257,8 +223,8 @@ class MetricsMiddleware:
     def _all_series(self) -> list[Series]:
         return [children.series for children in list(self.by_labels.values()) if children.series is not None]
 
-    def _is_stream(self, start_message: Message) -> bool:
-        for name, value in start_message.get("headers", ()):
+    def _is_stream(self, headers: Any) -> bool:
+        for name, value in headers:
             if name.lower() == b"content-type":
                 return value.split(b";", 1)[0].strip().lower() in self.stream_types
         return False
@@ -290,8 +256,11 @@ def _reader(counts: dict[str, int], name: str) -> Any:
     return lambda: counts[name]
 
 
-def _is_cancellation(error: BaseException) -> bool:
-    return type(error).__name__ in ("CancelledError", "Cancelled", "ClientDisconnect")
+def _exemplars(facts: RequestFacts, trace_id: Callable[[], dict[str, str] | None]) -> list[dict[str, str] | None]:
+    """The exemplar of this request, read when its response starts (the app's span may be over in ``finally``)."""
+    found: list[dict[str, str] | None] = []
+    facts.on_response_start(lambda: found.append(trace_id()))
+    return found
 
 
 def _trace_id_reader() -> Any:
@@ -327,4 +296,12 @@ def from_settings(app: ASGIApp, settings: Settings, *, suite: Suite) -> ASGIApp:
     )
 
 
-__all__ = ["MetricsMiddleware", "from_settings", "GuardedMetric"]
+__all__ = [
+    "CANCELLED_STATUS",
+    "OTHER_METHOD",
+    "STANDARD_METHODS",
+    "UNMATCHED",
+    "GuardedMetric",
+    "MetricsMiddleware",
+    "from_settings",
+]

@@ -459,3 +459,98 @@ def test_the_access_line_carries_the_trace_when_tracing_is_outside_it(
     handling, line = lines.one(message="handling"), access(lines)[0]
     assert len(handling["trace_id"]) == 32
     assert line.get("trace_id") == (handling["trace_id"] if traced else None)
+
+
+# -- the request facts: client disconnects, sharing with the metrics middleware ------------------
+
+
+def test_a_client_disconnect_mid_request_is_a_499_warning_without_error(lines: Lines) -> None:
+    lines.install()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        if (await receive())["type"] == "http.disconnect":
+            raise OSError("the client went away")  # what a send on a closed connection raises
+
+    async def disconnect() -> Any:
+        return {"type": "http.disconnect"}
+
+    with pytest.raises(OSError):
+        asyncio.run(AccessLogMiddleware(app)(scope_for("/stream"), disconnect, ignore))
+    line = access(lines)[0]
+    assert (line["status"], line["level"], line["response_size"]) == (499, "WARNING", 4)
+    assert "error" not in line and "exception" not in line
+
+
+def test_an_app_error_is_still_an_error_line_and_re_raised(lines: Lines) -> None:
+    lines.install()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        raise LookupError("a real bug")
+
+    with pytest.raises(LookupError):
+        call_raw(AccessLogMiddleware(app))
+    line = access(lines)[0]
+    assert (line["status"], line["level"], line["error"]) == (500, "ERROR", "LookupError")
+
+
+class RouteCountingScope(dict[str, Any]):
+    """A scope counting the route look-ups (``route_template`` reads ``ops_observe.route`` first)."""
+
+    reads = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "ops_observe.route":
+            self.reads += 1
+        return super().get(key, default)
+
+
+def test_stacked_with_the_metrics_middleware_the_facts_are_computed_once(lines: Lines) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from ops_observe.metrics.catalog import Catalog
+    from ops_observe.metrics.middleware import MetricsMiddleware
+    from ops_observe.metrics.settings import MetricsSettings
+    from ops_observe.request import current
+
+    lines.install()
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(current())
+        scope["ops_observe.route"] = "/items/{id}"
+        await ok_app(scope, receive, send)
+
+    catalog = Catalog(CollectorRegistry(), "svc", MetricsSettings(), b"k")
+    stack = AccessLogMiddleware(MetricsMiddleware(app, catalog=catalog))
+    scope = RouteCountingScope(scope_for("/items/1"))
+    asyncio.run(stack(scope, receive_nothing, ignore))
+    assert scope.reads == 1 and seen[0] is not None and seen[0].scope is scope
+    line = access(lines)[0]
+    assert (line["route"], line["status"], line["response_size"]) == ("/items/{id}", 200, 2)
+    labels = {"method": "GET", "endpoint": "/items/{id}", "status": "200"}
+    assert catalog.registry.get_sample_value("svc_http_requests_total", labels) == 1
+    assert catalog.registry.get_sample_value("svc_http_response_size_bytes_sum", labels) == 2
+    assert current() is None
+
+
+@settings(max_examples=60)
+@given(
+    root_path=st.sampled_from(["", "/api", "/a/b"]),
+    rest=st.text(max_size=30).map(lambda p: "/" + p),
+    method=st.text(min_size=1, max_size=12),
+)
+def test_excluded_paths_are_matched_inside_the_root_path(root_path: str, rest: str, method: str) -> None:
+    sink = Lines()
+    stream = setup.build_stream(load_settings({}), sink=sink)
+    middleware = AccessLogMiddleware(ok_app, exclude_paths=[rest], stream=stream)
+    scope = scope_for(root_path + rest, root_path=root_path)
+    scope["method"] = method
+    asyncio.run(middleware(scope, receive_nothing, ignore))
+    other = scope_for(root_path + rest + "-x", root_path=root_path)
+    other["method"] = method
+    asyncio.run(middleware(other, receive_nothing, ignore))
+    [line] = sink.parsed()
+    assert line["status"] == 200

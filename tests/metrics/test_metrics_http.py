@@ -27,7 +27,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, Router
 
 from ops_observe.metrics.catalog import Catalog
-from ops_observe.metrics.middleware import OTHER_METHOD, UNMATCHED, MetricsMiddleware
+from ops_observe.metrics.middleware import OTHER_METHOD, STANDARD_METHODS, UNMATCHED, MetricsMiddleware
 from ops_observe.metrics.settings import MetricsSettings
 from ops_observe.types import Message, Receive, Scope, Send
 
@@ -400,3 +400,132 @@ def test_endpoint_label_is_never_a_raw_path(paths: list[str]) -> None:
     }  # fmt: skip
     assert label_values(text, f"{NS}_http_requests_total", "endpoint") <= templates
     assert sum(v for (n, _), v in samples(text).items() if n == f"{NS}_http_requests_total") == len(paths)
+
+
+# -- the request facts: client disconnects, sharing with the access log --------------------------
+
+
+def _catalog() -> Catalog:
+    return Catalog(_registry(), NS, MetricsSettings(), b"k")
+
+
+def test_a_client_disconnect_mid_request_is_a_499_and_no_error() -> None:
+    async def streaming(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        if (await receive())["type"] == "http.disconnect":
+            raise OSError("the client went away")
+
+    async def disconnect() -> Message:
+        return {"type": "http.disconnect"}
+
+    catalog = _catalog()
+    middleware = MetricsMiddleware(streaming, catalog=catalog)
+    with pytest.raises(OSError):
+        run(middleware({"type": "http", "method": "GET", "path": "/s", "headers": []}, disconnect, _discard))
+    text = _exposition(catalog)
+    assert value(text, f"{NS}_http_requests_total", method="GET", endpoint=UNMATCHED, status="499") == 1
+    assert value(text, f"{NS}_http_requests_total", method="GET", endpoint=UNMATCHED, status="200") is None
+    assert not [s for s in samples(text) if s[0] == f"{NS}_http_errors_total"]
+
+
+def test_a_cancellation_is_not_a_server_error() -> None:
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        await asyncio.sleep(10)
+
+    catalog = _catalog()
+    middleware = MetricsMiddleware(slow, catalog=catalog)
+
+    async def main() -> None:
+        task = asyncio.create_task(
+            middleware({"type": "http", "method": "GET", "path": "/", "headers": []}, _receive_nothing, _discard)
+        )
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(main())
+    text = _exposition(catalog)
+    assert value(text, f"{NS}_http_requests_total", method="GET", endpoint=UNMATCHED, status="499") == 1
+    assert not [s for s in samples(text) if s[0] == f"{NS}_http_errors_total"]
+
+
+def test_an_app_error_after_the_response_started_is_still_counted() -> None:
+    async def failing(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise ValueError("mid-stream")
+
+    catalog = _catalog()
+    middleware = MetricsMiddleware(failing, catalog=catalog)
+    with pytest.raises(ValueError):
+        run(middleware({"type": "http", "method": "GET", "path": "/", "headers": []}, _receive_nothing, _discard))
+    text = _exposition(catalog)
+    errors = f"{NS}_http_errors_total"
+    assert value(text, errors, method="GET", endpoint=UNMATCHED, status="200", error_type="ValueError") == 1
+
+
+class _RouteCountingScope(dict[str, Any]):
+    """A scope counting the route look-ups (``route_template`` reads ``ops_observe.route`` first)."""
+
+    reads = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "ops_observe.route":
+            self.reads += 1
+        return super().get(key, default)
+
+
+def test_stacked_with_the_access_log_the_facts_are_computed_once() -> None:
+    from ops_observe.logging import setup
+    from ops_observe.logging.middleware import AccessLogMiddleware
+    from ops_observe.request import current
+    from ops_observe.settings import load_settings
+
+    seen: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(current())
+        scope["ops_observe.route"] = "/r/{id}"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"abc"})
+
+    lines: list[str] = []
+    stream = setup.build_stream(load_settings({}), sink=lines.append)
+    catalog = _catalog()
+    # Both orders: whichever is outside creates the facts, the other reads them.
+    for stack in (
+        MetricsMiddleware(AccessLogMiddleware(app, stream=stream), catalog=catalog),
+        AccessLogMiddleware(MetricsMiddleware(app, catalog=catalog), stream=stream),
+    ):
+        scope = _RouteCountingScope({"type": "http", "method": "GET", "path": "/r/1", "headers": []})
+        run(stack(scope, _receive_nothing, _discard))
+        assert scope.reads == 1 and seen[-1].scope is scope
+    assert len(lines) == 2 and all('"route":"/r/{id}"' in line for line in lines)
+    labels = {"method": "GET", "endpoint": "/r/{id}", "status": "200"}
+    assert catalog.registry.get_sample_value(f"{NS}_http_requests_total", labels) == 2
+    assert catalog.registry.get_sample_value(f"{NS}_http_response_size_bytes_sum", labels) == 6
+
+
+@given(
+    method=st.text(max_size=12),
+    root_path=st.sampled_from(["", "/api"]),
+    path=st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=20),
+)
+@settings(max_examples=40)
+def test_method_label_is_bounded_and_own_endpoints_are_app_paths(method: str, root_path: str, path: str) -> None:
+    async def ok(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    catalog = _catalog()
+    middleware = MetricsMiddleware(ok, catalog=catalog, own_endpoints=["/metrics"])
+    for p in ("/" + path, "/metrics"):
+        scope = {"type": "http", "method": method, "path": root_path + p, "root_path": root_path, "headers": []}
+        run(middleware(scope, _receive_nothing, _discard))
+    text = _exposition(catalog)
+    total = f"{NS}_http_requests_total"
+    assert label_values(text, total, "method") == {method if method in STANDARD_METHODS else OTHER_METHOD}
+    assert label_values(text, total, "endpoint") <= {UNMATCHED, "/metrics"}
+    assert value(text, total, method=next(iter(label_values(text, total, "method"))), endpoint="/metrics",
+                 status="200") == (2 if path == "metrics" else 1)  # fmt: skip

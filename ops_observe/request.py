@@ -1,0 +1,295 @@
+"""The facts of one HTTP request, computed once and read by every middleware.
+
+Each middleware needs the same things about a request: its method label, its path inside the
+app, its route template and how it ended. They are computed here, once per request, on one
+:class:`RequestFacts` object that the stacked middlewares of one app share::
+
+    from ops_observe import request
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        facts, receive, send, token = request.enter(scope, receive, send, django=self.django)
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as exc:
+            facts.fail(exc)  # before re-raising: the outer middlewares' finally sees it too
+            raise
+        finally:
+            try:
+                ...  # record: facts.method, facts.path, facts.route, facts.status, facts.server_error
+            finally:
+                request.leave(token)
+
+API:
+
+* ``enter(scope, receive, send, *, django=None) -> (facts, receive, send, token)``: the facts of
+  ``scope``. The first middleware to see the scope (the outermost) creates them, wraps ``receive``
+  and ``send`` once to record the outcome, and makes them current; it gets the wrapped callables
+  and a token. A middleware inside it, handed the same scope dict with the same ``root_path``, gets
+  the same facts, its own ``receive``/``send`` back untouched, and ``token=None``. Pass on the
+  callables returned, and call ``leave(token)`` in ``finally``. ``django`` is passed to
+  :func:`ops_observe.routes.route_template` (the creator's value is used; compute it once in
+  ``__init__`` with ``is_django_app(app)``). A scope with another ``root_path`` (a sub-app mounted
+  inside a wrapped app and wrapped itself) or another dict (a middleware in between that copied
+  it) gets facts of its own.
+* ``leave(token)``: restores the facts current before ``enter`` (nothing when ``token`` is ``None``).
+* ``current() -> RequestFacts | None``: the facts of the request being served in this context.
+* ``RequestFacts`` (``__slots__``, no per-request dict), set before the app runs:
+
+  - ``scope``: the scope dict; ``raw_method``: ``scope["method"]`` as sent (for a log line, to be
+    redacted: the client wrote it); ``method``: the label, one of :data:`STANDARD_METHODS` or
+    :data:`OTHER_METHOD` (methods are case-sensitive: ``"get"`` is ``"OTHER"``).
+  - ``path``: the path inside the app (``scope["path"]`` without ``root_path`` when it starts with
+    it); ``root_path``: ``scope["root_path"]`` as it was before the app ran; ``start``: the
+    ``time.perf_counter()`` of ``enter``.
+
+  recorded as the request runs (read them in ``finally``):
+
+  - ``response_status``: the status of ``http.response.start`` (0 before it); ``first_byte``: the
+    ``perf_counter()`` when it passed (0.0 before it); ``response_headers``: its headers.
+  - ``request_size`` / ``response_size``: body bytes received / sent; ``streamed``: a body part
+    with ``more_body`` was sent; ``completed``: the final body part was sent (no ``more_body``).
+  - ``disconnected``: ``receive()`` returned ``http.disconnect``; ``error``: the first exception
+    given to ``fail()``.
+
+  and derived from them, after the app ran:
+
+  - ``route``: the route template (``None``: no route matched), computed on first read and cached.
+  - ``client_gone``: the response did not complete and the client went away: ``receive()`` said
+    ``http.disconnect``, or the app raised a cancellation (asyncio ``CancelledError``, trio
+    ``Cancelled``, Starlette ``ClientDisconnect``, uvicorn ``ClientDisconnected``, told by class
+    name so that nothing is imported).
+  - ``status``: the status to record: :data:`CLIENT_CLOSED_STATUS` (499) when the client went away,
+    else the response's, else 500 (an exception, or an app that returned without responding).
+  - ``server_error``: the exception to report as a server error, or ``None``: none was raised, the
+    client went away (its doing, not the server's), or it was a cancellation.
+
+  and ``fail(exc)`` (the first call wins) and ``on_response_start(callback)`` (called with no
+  argument when ``http.response.start`` passes, e.g. to read the active trace for an exemplar).
+
+Ordering: middlewares are stacked. The messages the app sends are recorded by the creator's
+wrapper as they pass it, before the app's ``send()`` returns, so every middleware's ``finally``
+sees them; an exception reaches the innermost middleware first, hence ``fail()`` in each ``except``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from typing import Any
+
+from ops_observe.routes import route_template
+from ops_observe.types import Message, Receive, Scope, Send
+
+__all__ = [
+    "CANCELLATIONS",
+    "CLIENT_CLOSED_STATUS",
+    "OTHER_METHOD",
+    "STANDARD_METHODS",
+    "RequestFacts",
+    "current",
+    "enter",
+    "is_cancellation",
+    "leave",
+]
+
+STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
+"""The method labels kept as they are (RFC 9110's methods plus PATCH)."""
+OTHER_METHOD = "OTHER"
+"""The label of every method outside :data:`STANDARD_METHODS` (their set is unbounded)."""
+CLIENT_CLOSED_STATUS = 499
+"""Status of a request whose client went away before the response completed (nginx's "client closed")."""
+CANCELLATIONS = frozenset({"CancelledError", "Cancelled", "ClientDisconnect", "ClientDisconnected"})
+"""Class names of the exceptions that mean the request was cancelled or its client went away."""
+
+_LABELS = {name: name for name in STANDARD_METHODS}
+_UNSET: Any = object()
+_perf = time.perf_counter
+# Holds the facts of the scope being served: keyed on the scope, so two apps never share them.
+_current: ContextVar[RequestFacts | None] = ContextVar("ops_observe.request", default=None)
+
+
+def is_cancellation(error: BaseException) -> bool:
+    """Whether ``error`` is a cancellation or a client disconnect (by class name, see :data:`CANCELLATIONS`)."""
+    return type(error).__name__ in CANCELLATIONS
+
+
+class RequestFacts:
+    """What every middleware needs about one HTTP request; see the module docstring."""
+
+    __slots__ = (
+        "_hooks",
+        "_receive",
+        "_route",
+        "_send",
+        "completed",
+        "disconnected",
+        "django",
+        "error",
+        "first_byte",
+        "method",
+        "path",
+        "raw_method",
+        "request_size",
+        "response_headers",
+        "response_size",
+        "response_status",
+        "root_path",
+        "scope",
+        "start",
+        "streamed",
+    )
+
+    # Set by enter() on the facts it creates: the callables its wrappers pass the messages on to.
+    _receive: Receive
+    _send: Send
+
+    def __init__(self, scope: Scope, *, django: bool | None = None) -> None:
+        self.scope = scope
+        raw: str = scope["method"]
+        self.raw_method = raw
+        self.method = _LABELS.get(raw, OTHER_METHOD)
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :]
+        self.path = path
+        self.root_path = root_path
+        self.django = django
+        self.start = _perf()
+        self.response_status = 0
+        self.first_byte = 0.0
+        self.response_headers: Any = ()
+        self.request_size = 0
+        self.response_size = 0
+        self.streamed = False
+        self.completed = False
+        self.disconnected = False
+        self.error: BaseException | None = None
+        self._route: str | None = _UNSET
+        self._hooks: list[Callable[[], object]] | None = None
+
+    def __repr__(self) -> str:
+        return f"<RequestFacts {self.method} {self.path!r} status={self.response_status}>"
+
+    def fail(self, error: BaseException) -> None:
+        """Record the exception that ended the request; the first call wins (the innermost caller)."""
+        if self.error is None:
+            self.error = error
+
+    def on_response_start(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` when ``http.response.start`` passes (register it before the app runs)."""
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(callback)
+
+    @property
+    def route(self) -> str | None:
+        """The route template, or ``None`` when no route matched; read it after the app ran."""
+        route = self._route
+        if route is _UNSET:
+            route = self._route = route_template(self.scope, self.root_path, django=self.django)
+        return route
+
+    @property
+    def client_gone(self) -> bool:
+        """The response did not complete and the client went away (disconnect or cancellation)."""
+        if self.completed:
+            return False
+        error = self.error
+        return self.disconnected or (error is not None and type(error).__name__ in CANCELLATIONS)
+
+    @property
+    def status(self) -> int:
+        """The status to record: 499 when the client went away, the response's, else 500."""
+        if self.completed:  # the common case, decided at once
+            return self.response_status or 500
+        if self.client_gone:
+            return CLIENT_CLOSED_STATUS
+        return self.response_status or 500
+
+    @property
+    def server_error(self) -> BaseException | None:
+        """The exception to count and log as a server error, or ``None`` (see the module docstring)."""
+        error = self.error
+        if error is None or type(error).__name__ in CANCELLATIONS or self.client_gone:
+            return None
+        return error
+
+    async def _observe_receive(self) -> Message:
+        # The receive passed on by the middleware that created the facts.
+        message = await self._receive()
+        kind = message["type"]
+        if kind == "http.request":
+            body = message.get("body")
+            if body:
+                self.request_size += len(body)
+        elif kind == "http.disconnect":
+            self.disconnected = True
+        return message
+
+    async def _observe_send(self, message: Message) -> None:
+        # The send passed on by the middleware that created the facts.
+        send = self._send
+        kind = message["type"]
+        if kind == "http.response.body":
+            body = message.get("body")
+            if body:
+                self.response_size += len(body)
+            if message.get("more_body"):
+                self.streamed = True
+                await send(message)
+            else:
+                await send(message)
+                # Only once the server took the last part: a send that raised did not complete.
+                self.completed = True
+            return
+        if kind == "http.response.start":
+            self.response_status = message["status"]
+            # The status line and headers are the response's first bytes on the wire.
+            self.first_byte = _perf()
+            self.response_headers = message.get("headers", ())
+            hooks = self._hooks
+            if hooks is not None:
+                for hook in hooks:
+                    hook()
+        await send(message)
+
+
+def current() -> RequestFacts | None:
+    """The facts of the request being served in this context, or ``None`` outside one."""
+    return _current.get()
+
+
+def enter(
+    scope: Scope, receive: Receive, send: Send, *, django: bool | None = None
+) -> tuple[RequestFacts, Receive, Send, Token[RequestFacts | None] | None]:
+    """The facts of ``scope`` and the ``receive``/``send`` to pass on; see the module docstring.
+
+    Args:
+        scope: An ``http`` scope, before the app ran.
+        receive: The ``receive`` this middleware was given.
+        send: The ``send`` this middleware was given.
+        django: Passed to ``route_template`` when the facts are created here.
+
+    Returns:
+        ``(facts, receive, send, token)``: when the facts are created here, ``receive`` and ``send``
+        are wrapped and ``token`` is for :func:`leave`; when they already existed, ``receive`` and
+        ``send`` are the ones given and ``token`` is ``None``.
+    """
+    facts = _current.get()
+    if facts is not None and facts.scope is scope and facts.root_path == scope.get("root_path", ""):
+        return facts, receive, send, None
+    facts = RequestFacts(scope, django=django)
+    facts._receive = receive
+    facts._send = send
+    return facts, facts._observe_receive, facts._observe_send, _current.set(facts)
+
+
+def leave(token: Token[RequestFacts | None] | None) -> None:
+    """Restore the facts current before :func:`enter` (nothing when ``token`` is ``None``)."""
+    if token is not None:
+        _current.reset(token)
