@@ -10,7 +10,7 @@ from typing import Any
 
 from asgiref.compatibility import guarantee_single_callable
 
-from ops_observe import plugins
+from ops_observe import plugins, request
 from ops_observe.app_paths import app_serves
 from ops_observe.current import serving, set_default
 from ops_observe.routes import is_django_app
@@ -44,10 +44,11 @@ class EndpointRouter:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path = scope["path"]
-            root = scope.get("root_path")
-            if root and path.startswith(root):
-                path = path[len(root) :]
+            facts = request.current()
+            if facts is not None and facts.scope is scope:
+                path = facts.path  # stripped of the root path once, for every middleware
+            else:
+                path = request.app_path(scope)
             endpoint = self.endpoints.get(path)
             if endpoint is not None:
                 await endpoint(scope, receive, send)

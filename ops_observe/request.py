@@ -112,6 +112,15 @@ _perf = time.perf_counter
 _current: ContextVar[RequestFacts | None] = ContextVar("ops_observe.request", default=None)
 
 
+def app_path(scope: Scope) -> str:
+    """The path inside the app: ``scope["path"]`` without ``scope["root_path"]`` when it starts with it."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        return path[len(root_path) :]
+    return path
+
+
 def is_cancellation(error: BaseException) -> bool:
     """Whether ``error`` is a cancellation or a client disconnect (by class name, see :data:`CANCELLATIONS`)."""
     return type(error).__name__ in CANCELLATIONS
@@ -152,12 +161,8 @@ class RequestFacts:
         raw: str = scope["method"]
         self.raw_method = raw
         self.method = _LABELS.get(raw, OTHER_METHOD)
-        path: str = scope["path"]
-        root_path: str = scope.get("root_path", "")
-        if root_path and path.startswith(root_path):
-            path = path[len(root_path) :]
-        self.path = path
-        self.root_path = root_path
+        self.path = app_path(scope)
+        self.root_path: str = scope.get("root_path", "")
         self.django = django
         self.start = _perf()
         self.response_status = 0
