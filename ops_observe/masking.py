@@ -6,19 +6,19 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ops_observe.secrets import is_secret_key
+
+__all__ = ["MASK", "is_secret_key", "mask_secrets", "mask_url"]
+
 MASK = "****"
 
-# Key names whose values are secrets, matched as whole words inside the key ("db_password", "apiKey").
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|private_?key|credential|authorization)", re.I)
+# Which key names hold secrets is decided by ops_observe.secrets (shared with the log redaction);
+# what is here is the masking of values: the passwords written inside URLs and DSNs.
+
 # The password of a URL or DSN: scheme://user:PASSWORD@host
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*:)(?P<password>[^@\s]*)(?P<tail>@)")
 # password=... inside a libpq key/value DSN ("host=db password=s3cret")
 _KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<password>'[^']*'|\S+)", re.I)
-
-
-def is_secret_key(key: str) -> bool:
-    """True when a key's name says its value is a secret."""
-    return _SECRET_KEY.search(key) is not None
 
 
 def mask_url(text: str) -> str:

@@ -23,7 +23,8 @@ What is replaced, each by a typed marker ``[REDACTED:<type>]``:
   survive; ints of that size too;
 - ``secret``: the value of any key whose name holds a secret word (``password``, ``passwd``, ``pwd``,
   ``secret``, ``token``, ``api_key``, ``access_key``, ``private_key``, ``authorization``, ``cookie``,
-  ``session_id``, ``credential``, ``signature``, ... plus ``extra_keys``), in mappings given to
+  ``session_id``, ``credential``, ``signature``, ... plus ``extra_keys``; the one vocabulary of
+  :mod:`ops_observe.secrets`, which masking shares), in mappings given to
   :meth:`Redactor.value`, in ``key=value`` / ``key: value`` text, in query strings and in JSON text;
   the password of a ``scheme://user:password@host`` URL;
 - ``token``: the credentials after ``Bearer`` / ``Basic``;
@@ -41,13 +42,16 @@ seen clean are remembered in a small bounded set.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Protocol
 
+from ops_observe.secrets import SECRET_PAIRS, SECRET_WORDS, is_secret_key, secret_words
+
 __all__ = [
     "MARKER",
+    "SECRET_PAIRS",
+    "SECRET_WORDS",
     "Redactor",
     "default_redactor",
     "get_redactor",
@@ -57,50 +61,6 @@ __all__ = [
 
 MARKER: Final = "[REDACTED:{}]"
 """The shape of every replacement; ``{}`` is the type (``email``, ``card``, ``secret``...)."""
-
-# Words that make a key's value secret, matched as whole words of the key ("db_password", "apiKey",
-# "X-Auth-Token"), never as substrings, so that "input_tokens" or "author" stay readable.
-SECRET_WORDS: Final = frozenset(
-    {
-        "password",
-        "passwd",
-        "pwd",
-        "passphrase",
-        "secret",
-        "token",
-        "apikey",
-        "authorization",
-        "cookie",
-        "cookies",
-        "credential",
-        "credentials",
-        "signature",
-        "jwt",
-        "bearer",
-        "sessionid",
-        "ssn",
-        "cvv",
-        "cvc",
-        "pin",
-    }
-)
-# Two-word names, compared with the separators taken out ("api_key", "api-key", "apiKey" -> "apikey").
-SECRET_PAIRS: Final = frozenset(
-    {
-        "apikey",
-        "accesskey",
-        "privatekey",
-        "secretkey",
-        "sessionid",
-        "clientsecret",
-        "setcookie",
-        "cardnumber",
-    }
-)
-
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_SPLIT = re.compile(r"[^a-zA-Z0-9]+")
-_NUMBER = re.compile(r"\d+")
 
 
 def marker(kind: str) -> str:
@@ -207,8 +167,9 @@ class Redactor:
                 self.extra_patterns[name] = re.compile(source)
             except re.error as exc:
                 raise ValueError(f"redaction pattern {name!r}: not a valid regular expression: {exc}") from None
-        extra = {_normalise_word(k) for k in extra_keys if k.strip()}
-        self.secret_words = SECRET_WORDS | {w for w in extra if w}
+        self.extra_words = secret_words(extra_keys)
+        """The normalised ``extra_keys``, secret words on top of :data:`ops_observe.secrets.SECRET_WORDS`."""
+        self.secret_words = SECRET_WORDS | self.extra_words
         self.max_depth = max_depth
         self._cache_size = cache_size
         self.clean_strings: set[str] = set()
@@ -223,15 +184,11 @@ class Redactor:
     # -- keys --------------------------------------------------------------------------------------
 
     def is_secret_key(self, key: str) -> bool:
-        """True when ``key`` names a secret: one of its words, or two adjacent words, is a secret word."""
+        """True when ``key`` names a secret: :func:`ops_observe.secrets.is_secret_key` with ``extra_keys``."""
         memo = self.key_memo.get(key)
         if memo is not None:
             return memo
-        words = [w.lower() for w in _SPLIT.split(_CAMEL.sub("_", key)) if w]
-        words = [_NUMBER.sub("", w) or w for w in words]
-        found = any(w in self.secret_words for w in words) or any(
-            a + b in SECRET_PAIRS or a + b in self.secret_words for a, b in itertools.pairwise(words)
-        )
+        found = is_secret_key(key, self.extra_words)
         if len(self.key_memo) < 8192:
             self.key_memo[key] = found
         return found
@@ -369,10 +326,6 @@ def _card_replacement(m: re.Match[str]) -> str:
     raw = m[0]
     digits = raw.replace(" ", "").replace("-", "")
     return "[REDACTED:card]" if luhn_ok(digits) else raw
-
-
-def _normalise_word(key: str) -> str:
-    return _SPLIT.sub("", key).lower()
 
 
 default_redactor: Final = Redactor()
