@@ -7,10 +7,11 @@ party's check would be. Each constructor's keyword arguments are the check's opt
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import anyio
 
 from ops_observe.health.base import (
     HealthCheck,
@@ -110,24 +111,32 @@ class TcpCheck(HealthCheck):
     async def check(self) -> dict[str, Any]:
         """Connect (and talk) once; fail when refused, unanswered or answered wrongly."""
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.timeout)
-        except asyncio.TimeoutError:  # not the builtin before Python 3.11
+            with anyio.fail_after(self.timeout):
+                stream = await anyio.connect_tcp(self.host, self.port)
+        except TimeoutError:
             raise ServiceUnavailable(f"connecting to {self.host}:{self.port} timed out") from None
         except OSError as exc:
-            raise ServiceUnavailable(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
-        try:
-            if self.send:
-                writer.write(self.send)
-                await writer.drain()
-            if self.expect:
-                try:
-                    answer = await asyncio.wait_for(reader.read(len(self.expect)), self.timeout)
-                except asyncio.TimeoutError:  # not the builtin before Python 3.11
-                    raise ServiceUnavailable(f"{self.host}:{self.port} accepted but did not answer") from None
-                if not answer.startswith(self.expect):
-                    raise UnexpectedResult(f"{self.host}:{self.port} answered {answer[:40]!r}")
-        finally:
-            writer.close()
+            # anyio tries every address and raises "All connection attempts failed" from the last
+            # attempt's error, which is the one that tells (e.g. "Connection refused").
+            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+            reason = cause.strerror or cause
+            raise ServiceUnavailable(f"cannot connect to {self.host}:{self.port}: {reason}") from None
+        async with stream:
+            try:
+                if self.send:
+                    await stream.send(self.send)
+                if self.expect:
+                    try:
+                        with anyio.fail_after(self.timeout):
+                            answer = await stream.receive(len(self.expect))
+                    except TimeoutError:
+                        raise ServiceUnavailable(f"{self.host}:{self.port} accepted but did not answer") from None
+                    except anyio.EndOfStream:
+                        answer = b""
+                    if not answer.startswith(self.expect):
+                        raise UnexpectedResult(f"{self.host}:{self.port} answered {answer[:40]!r}")
+            except (anyio.BrokenResourceError, OSError) as exc:
+                raise ServiceUnavailable(f"{self.host}:{self.port} dropped the connection: {exc}") from None
         return {"address": f"{self.host}:{self.port}"}
 
 

@@ -4,6 +4,9 @@ Each check runs at most once per cache interval, however many probes ask: the fi
 the run, every concurrent asker awaits that same run (single flight), and later askers get the
 cached result until it is older than the interval. So a probe storm never becomes a storm on the
 database, and a client that disconnects never cancels a run others are waiting for.
+
+Everything here runs on anyio, so under asyncio and under trio alike (Starlette and FastAPI run on
+anyio, and some users serve them with trio).
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from dataclasses import dataclass, field
 from types import UnionType
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
 
 from ops_observe import plugins
 from ops_observe.errors import PluginError, SettingsError
@@ -112,18 +119,18 @@ class BoundCheck:
         started = time.perf_counter()
         status, error, details = PASS, None, None
         try:
-            if self._is_async:
-                returned = await asyncio.wait_for(self._call(), self.timeout)
-            else:
-                returned = await asyncio.wait_for(in_thread(self._call, self.name), self.timeout)
-                if inspect.isawaitable(returned):
-                    # A plain callable that hands back a coroutine (a partial, a callable object):
-                    # await it here, bounded by what is left of the timeout.
-                    left = self.timeout - (time.perf_counter() - started)
-                    returned = await asyncio.wait_for(returned, max(left, 0.0))
+            with anyio.fail_after(self.timeout):
+                if self._is_async:
+                    returned = await self._call()
+                else:
+                    returned = await in_thread(self._call, self.name)
+                    if inspect.isawaitable(returned):
+                        # A plain callable that hands back a coroutine (a partial, a callable object):
+                        # await it here, within the same deadline.
+                        returned = await returned
             if isinstance(returned, Mapping):
                 details = returned
-        except asyncio.TimeoutError:  # not the builtin before Python 3.11
+        except TimeoutError:  # anyio's fail_after raises the builtin, on every backend
             status, error = FAIL, TIMED_OUT.format(timeout=self.timeout)
         except HealthCheckError as exc:
             status, error, details = exc.status, self.mask(exc.message), exc.details
@@ -178,35 +185,44 @@ def _mask(text: str, ordered_secrets: list[str]) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
-def in_thread(fn: Callable[[], Any], name: str) -> asyncio.Future[Any]:
-    """Run a sync check in a daemon thread of its own.
+async def in_thread(fn: Callable[[], Any], name: str) -> Any:
+    """Run a sync check in a daemon thread of its own and await its outcome (any anyio backend).
 
-    Not the loop's default executor: a check that hangs forever would keep ``asyncio.run()`` (and
-    the interpreter) from exiting, since both join that executor's threads.
+    Not a worker thread of the loop or of anyio: a check that hangs forever would keep
+    ``asyncio.run()`` (which joins the default executor) or the interpreter (which joins every
+    non-daemon thread, anyio's workers included) from exiting. Cancelling the awaiting task (the
+    check's timeout) abandons the thread: a hung dependency costs the check its timeout, never a
+    hang; the thread ends whenever the call returns, and its outcome is dropped.
     """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def settle(value: Any, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(value)
+    token = anyio.lowlevel.current_token()
+    done = anyio.Event()  # made here, on the loop that awaits it
+    outcome: list[tuple[Any, BaseException | None]] = []
 
     def target() -> None:
         try:
-            value, error = fn(), None
+            outcome.append((fn(), None))
         except BaseException as exc:  # handed to the awaiting task, which reports it
-            value, error = None, exc
+            outcome.append((None, exc))
         try:
-            loop.call_soon_threadsafe(settle, value, error)
-        except RuntimeError:
-            pass  # the loop closed while the check ran; nobody waits for it any more
+            anyio.from_thread.run_sync(done.set, token=token)
+        except anyio.RunFinishedError:
+            pass  # the loop ended while the check ran; nobody waits for it any more
 
     threading.Thread(target=target, name=f"ops-observe-check-{name}", daemon=True).start()
-    return future
+    await done.wait()
+    value, error = outcome[0]
+    if error is not None:
+        raise error
+    return value
+
+
+@dataclass(eq=False)
+class _Flight:
+    """One run of one check that concurrent probes share; bound to the event loop it started on."""
+
+    token: anyio.lowlevel.EventLoopToken
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: CheckResult | None = None
 
 
 class HealthChecks:
@@ -234,7 +250,8 @@ class HealthChecks:
         self.observe = observe
         self.clock = clock
         self._cache: dict[str, tuple[float, CheckResult]] = {}
-        self._inflight: dict[str, asyncio.Task[CheckResult]] = {}
+        self._inflight: dict[str, _Flight] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # strong references to the detached runs
 
     async def run(self, names: Iterable[str] | None = None) -> dict[str, CheckResult]:
         """Results of the named checks (all when ``None``), concurrently, in the configured order."""
@@ -249,32 +266,66 @@ class HealthChecks:
             fresh[check.name] = cached[1]
         else:
             return fresh
-        results = await asyncio.gather(*(self._get(c) for c in wanted))
-        return {r.name: r for r in results}
+        results: dict[str, CheckResult] = {}
+
+        async def collect(check: BoundCheck) -> None:
+            results[check.name] = await self._get(check)
+
+        async with anyio.create_task_group() as group:
+            for check in wanted:
+                group.start_soon(collect, check)
+        return {c.name: results[c.name] for c in wanted}
 
     async def _get(self, check: BoundCheck) -> CheckResult:
-        cached = self._cache.get(check.name)
-        if cached is not None and self.clock() - cached[0] < self.cache_seconds:
-            return cached[1]
-        loop = asyncio.get_running_loop()
-        task = self._inflight.get(check.name)
-        if task is None or task.get_loop() is not loop:
-            task = loop.create_task(self._refresh(check))
-            self._inflight[check.name] = task
-        # shield: one prober going away must not cancel the run the others await.
-        return await asyncio.shield(task)
+        while True:
+            cached = self._cache.get(check.name)
+            if cached is not None and self.clock() - cached[0] < self.cache_seconds:
+                return cached[1]
+            token = anyio.lowlevel.current_token()
+            flight = self._inflight.get(check.name)
+            if flight is None or flight.token != token:  # none yet, or one of a loop that is gone
+                flight = _Flight(token)
+                self._inflight[check.name] = flight
+                if not self._detach(flight, check):
+                    # trio: every cancellation is a cancel scope, so a shield keeps the run going for
+                    # the others when this prober goes away (it is bounded by the check's timeout).
+                    with anyio.CancelScope(shield=True):
+                        await self._fly(check, flight)
+            await flight.done.wait()
+            if flight.result is not None:
+                return flight.result
+            # The run was cancelled from outside (its loop shutting down): run it again.
 
-    async def _refresh(self, check: BoundCheck) -> CheckResult:
+    def _detach(self, flight: _Flight, check: BoundCheck) -> bool:
+        """Under asyncio, run the flight in a task of its own; ``False`` on other backends.
+
+        A native ``Task.cancel()`` (``asyncio.wait_for`` in the user's code, a server cancelling a
+        request) goes through anyio's shields, so the run must not be in the prober's task there.
+        """
+        loop = flight.token.native_token
+        if not isinstance(loop, asyncio.AbstractEventLoop):
+            return False
+        task = loop.create_task(self._fly(check, flight))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _fly(self, check: BoundCheck, flight: _Flight) -> None:
         try:
             result = await check.run()
+            flight.result = result
         finally:
-            self._inflight.pop(check.name, None)
+            if self._inflight.get(check.name) is flight:
+                del self._inflight[check.name]
+            flight.done.set()
         previous = self._cache.get(check.name)
         self._cache[check.name] = (self.clock(), result)
         self._log_change(previous[1] if previous else None, result)
         if self.observe is not None:
-            self.observe(result)
-        return result
+            try:
+                self.observe(result)
+            except Exception:  # a metrics hook's bug must not fail the probes sharing this run
+                logger.exception("health: observing the result of %s failed", check.name)
 
     @staticmethod
     def _log_change(previous: CheckResult | None, result: CheckResult) -> None:

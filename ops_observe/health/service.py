@@ -21,6 +21,10 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl
 
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+
 from ops_observe.access import AccessGuard
 from ops_observe.health import system
 from ops_observe.health.runner import (
@@ -121,7 +125,18 @@ class HealthService:
             return
         exclude = set(_query(scope).get("exclude", ()))
         names = [n for n in self.checks.checks if n not in exclude]
-        results, facts = await asyncio.gather(self.checks.run(names), self._facts())
+        results: dict[str, CheckResult] = {}
+        facts: dict[str, Any] = {}
+
+        async def run_checks() -> None:
+            results.update(await self.checks.run(names))
+
+        async def read_facts() -> None:
+            facts.update(await self._facts())
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(run_checks)
+            group.start_soon(read_facts)
         status = FAIL if self.draining else overall(results.values(), strict=True)
         await self._answer(scope, send, status, results, facts)
 
@@ -171,13 +186,9 @@ class HealthService:
         return self._guard.allows(client[0] if client else None, authorization)
 
     async def _facts(self) -> dict[str, Any]:
-        try:
-            machine = await asyncio.wait_for(
-                in_thread(lambda: system.system_info(self.health.disk_path), "system"),
-                self.health.timeout,
-            )
-        except asyncio.TimeoutError:  # not the builtin before Python 3.11
-            machine = {"error": "reading the system facts timed out"}
+        machine: dict[str, Any] = {"error": "reading the system facts timed out"}
+        with anyio.move_on_after(self.health.timeout):
+            machine = await in_thread(lambda: system.system_info(self.health.disk_path), "system")
         return {
             "system": machine,
             "uptime": system.uptime_info(),
@@ -321,7 +332,7 @@ class _SigtermDrain:
         self.service = service
         self.drain_seconds = drain_seconds
         self._previous: _SignalHandler = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._token: anyio.lowlevel.EventLoopToken | None = None
         self._handler = self._handle
         self._installed = False
 
@@ -330,9 +341,10 @@ class _SigtermDrain:
             logger.info("health: not in the main thread, SIGTERM draining is off")
             return
         try:
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._loop = None
+            # The loop (asyncio or trio) to hand the signal on from once the drain is over.
+            self._token = anyio.lowlevel.current_token()
+        except RuntimeError:  # anyio's NoEventLoopError: started outside any event loop
+            self._token = None
         self._previous = signal.getsignal(signal.SIGTERM)
         signal.signal(signal.SIGTERM, self._handler)
         self._installed = True
@@ -350,12 +362,24 @@ class _SigtermDrain:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         again = self.service.draining
         self.service.start_draining("SIGTERM")
-        loop = self._loop
-        if self.drain_seconds > 0 and not again and loop is not None and not loop.is_closed():
+        token = self._token
+        if self.drain_seconds > 0 and not again and token is not None and not _finished(token):
             logger.info("health: draining for %g s before the server stops", self.drain_seconds)
-            loop.call_soon_threadsafe(loop.call_later, self.drain_seconds, self._forward, signum, frame)
+            # A timer thread rather than the loop's own timers: asyncio has call_later, trio has no
+            # equivalent callable from a signal handler. The hand-over itself hops back onto the
+            # loop (the main thread), where the server's handler expects to run.
+            timer = threading.Timer(self.drain_seconds, self._forward_on_loop, (token, signum, frame))
+            timer.name = "ops-observe-sigterm-drain"
+            timer.daemon = True
+            timer.start()
         else:
             self._forward(signum, frame)
+
+    def _forward_on_loop(self, token: anyio.lowlevel.EventLoopToken, signum: int, frame: FrameType | None) -> None:
+        try:
+            anyio.from_thread.run_sync(self._forward, signum, frame, token=token)
+        except anyio.RunFinishedError:
+            pass  # the loop ended during the drain: the server already stopped, as a dropped timer did
 
     def _forward(self, signum: int, frame: FrameType | None) -> None:
         previous = self._previous
@@ -366,3 +390,9 @@ class _SigtermDrain:
             self.uninstall()
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
+
+
+def _finished(token: anyio.lowlevel.EventLoopToken) -> bool:
+    """Whether the loop of ``token`` is known to be gone (asyncio tells; for trio the hop finds out)."""
+    loop = token.native_token
+    return isinstance(loop, asyncio.AbstractEventLoop) and loop.is_closed()

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+import anyio.to_thread
 from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder, gzip_accepted
 from prometheus_client.registry import Collector
 
@@ -77,7 +78,12 @@ class Exposition:
 
 
 class MetricsEndpoint:
-    """The exposition as an ASGI app, for :meth:`Suite.add_endpoint`."""
+    """The exposition as an ASGI app, for :meth:`Suite.add_endpoint`.
+
+    The answer is rendered in a worker thread (anyio's, so under asyncio and trio alike): reading
+    ``/proc`` for the process collector, the scrape hooks, generating the text and gzip are all
+    blocking work that would otherwise stall every other request of the event loop.
+    """
 
     def __init__(self, exposition: Exposition) -> None:
         self.exposition = exposition
@@ -96,8 +102,13 @@ class MetricsEndpoint:
             elif lowered == b"accept-encoding":
                 encoding = value.decode("latin-1")
         client = scope.get("client")
-        status, headers, body = self.exposition.render(
-            scope["method"], client[0] if client else None, authorization, accept, encoding
+        status, headers, body = await anyio.to_thread.run_sync(
+            self.exposition.render,
+            scope["method"],
+            client[0] if client else None,
+            authorization,
+            accept,
+            encoding,
         )
         await send(
             {
