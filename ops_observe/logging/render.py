@@ -19,6 +19,7 @@ from opentelemetry import trace
 from ops_observe.correlation import correlation_id
 from ops_observe.logging.context import context_fields, request_holder
 from ops_observe.redaction import NULL_REDACTOR, Redactor
+from ops_observe.tracing.middleware import request_ids
 
 __all__ = ["BASE_KEYS", "FORMAT", "JsonRenderer", "PRIVATE_PREFIX"]
 
@@ -68,6 +69,7 @@ def encoders() -> dict[str, Callable[[Any], str]]:
 
 _ENCODERS = encoders()
 _get_span = trace.get_current_span
+_request_ids = request_ids.get  # the request's ids when tracing attaches no span (nothing recorded)
 TRUNCATED = "…[truncated]"
 TRUNCATED_HEAD = "[truncated]…"
 SECRET = "[REDACTED:secret]"
@@ -194,6 +196,8 @@ class JsonRenderer:
             if self.service is not None:
                 out["service"] = self.service
             context = _get_span().get_span_context()
+            if not context.is_valid:
+                context = _request_ids()
             if context.is_valid:
                 out["trace_id"] = format(context.trace_id, "032x")
                 out["span_id"] = format(context.span_id, "016x")

@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, get_current_span
+from opentelemetry.trace import SpanContext, SpanKind, get_current_span
 from opentelemetry.util.types import AttributeValue
 
+from ops_observe.tracing.middleware import request_ids
 from ops_observe.tracing.provider import CurrentTracer, current_runtime
 from ops_observe.tracing.sampling import pending
 
@@ -86,6 +87,9 @@ def _nothing_to_record() -> bool:
     microseconds of a non-recording span. The one visible difference: ``get_span_id()`` inside
     the function gives the request's span id, the one that is exported if the request fails.
     """
+    runtime = current_runtime()
+    if runtime is not None and not runtime.record:
+        return True  # no exporter: a span would be recorded for nobody
     span_context = get_current_span().get_span_context()
     return (
         span_context.is_valid
@@ -153,13 +157,20 @@ def get_trace_id() -> str | None:
     """The current trace id as 32 lowercase hex digits, or ``None`` outside any trace.
 
     Inside a request it is set even when the request is not sampled, so logs and responses can
-    quote it.
+    quote it; with no exporter it is the request's id (incoming or drawn), kept apart from the
+    OpenTelemetry context so that the app's own spans keep their parents.
     """
-    span_context = trace.get_current_span().get_span_context()
+    span_context = _ids()
     return format(span_context.trace_id, "032x") if span_context.is_valid else None
 
 
 def get_span_id() -> str | None:
     """The current span id as 16 lowercase hex digits, or ``None`` outside any trace."""
-    span_context = trace.get_current_span().get_span_context()
+    span_context = _ids()
     return format(span_context.span_id, "016x") if span_context.is_valid else None
+
+
+def _ids() -> SpanContext:
+    """The current span's ids, else those the tracing middleware keeps for a request it records nothing of."""
+    span_context = trace.get_current_span().get_span_context()
+    return span_context if span_context.is_valid else request_ids.get()

@@ -9,10 +9,10 @@ empty queue (see :class:`ops_observe.tracing.export.ExportQueue`).
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import weakref
 
+import anyio.to_thread
 from prometheus_client import Counter
 
 from ops_observe.suite import Suite
@@ -60,7 +60,8 @@ def install(suite: Suite) -> None:
 
     async def shutdown() -> None:
         # The flush waits on the export thread; off the event loop so other shutdown hooks run.
-        await asyncio.to_thread(runtime.shutdown)
+        # anyio, not asyncio.to_thread: the app may be served under trio.
+        await anyio.to_thread.run_sync(runtime.shutdown)
 
     suite.on_shutdown(shutdown)
     _at_exit(runtime)

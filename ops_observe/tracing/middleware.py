@@ -6,11 +6,22 @@ and gets ``http.route`` once routing is done (the stock name is the raw path), t
 ``http receive`` / ``http send`` spans are off unless asked for, and the correlation ID is an
 attribute. Sensitive query parameters are replaced by ``REDACTED`` in the recorded URL.
 
-A request the sampler would drop does not go through it at all: the decision is made up front
-(see :mod:`ops_observe.tracing.sampling`), and the request runs with a non-recording span that
-carries real ids, so logs and outgoing calls still see a trace id. If that request fails (a 5xx
+A request the sampler drops does not go through it at all: the decision is made up front (see
+:mod:`ops_observe.tracing.sampling`), and the request runs with the W3C *not sampled* context
+as its current OpenTelemetry context: a non-recording span with real ids and no ``SAMPLED``
+flag, so the app's own spans and other instrumentations (under a parent-based sampler) see a
+real "not sampled" parent, and outgoing calls propagate ``-00``. If that request fails (a 5xx
 or an exception), its server span is recorded after the fact, with those ids, its real start
-time and the stock middleware's attributes, so every failed request is exported.
+time and the stock middleware's attributes, so every failed request is exported (with its held
+children, under ``keep_error_children``). A kept request whose bytes the stock middleware cannot
+read (a query string that is not UTF-8, some header bytes) runs the same way with a *sampled*
+non-recording span, and its server span is always recorded after the fact with those ids.
+
+With nothing to record (``exporter = "none"``), the middleware attaches nothing to the
+OpenTelemetry context: the app's own spans get exactly the parents they have unwrapped (a root,
+or the parent their own instrumentation extracts from the headers). The ids drawn for the
+request (the incoming trace id, if any) are kept in :data:`request_ids` only, which the JSON log
+renderer falls back to, so log lines written during the request still carry a trace id.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as context_api
@@ -57,13 +69,21 @@ from ops_observe.tracing.sampling import TRACE_ID_LOW_MASK, Handoff, Pending, ha
 from ops_observe.tracing.settings import DEFAULT_SENSITIVE_PARAMS
 from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CORRELATION_ATTRIBUTE", "REDACTED", "TracingMiddleware", "from_settings"]
+__all__ = ["CORRELATION_ATTRIBUTE", "REDACTED", "TracingMiddleware", "from_settings", "request_ids"]
 
 CORRELATION_ATTRIBUTE = "correlation_id"
 _METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")}
 # Root trace ids drawn here are random: say so (W3C trace context level 2), as the SDK does.
 _RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
 _ROOT_FLAGS = {False: TraceFlags(_RANDOM), True: TraceFlags(TraceFlags.SAMPLED | _RANDOM)}
+
+request_ids: ContextVar[SpanContext] = ContextVar("ops_observe_tracing_request_ids", default=INVALID_SPAN_CONTEXT)
+"""The ids of the request being served when nothing is recorded (``exporter = "none"``).
+
+Nothing is attached to the OpenTelemetry context then (the app's own spans keep their parents);
+this is where the JSON log renderer finds the request's trace and span ids instead. Set for the
+duration of each such request; :data:`~opentelemetry.trace.INVALID_SPAN_CONTEXT` outside one.
+"""
 
 
 class TracingMiddleware:
@@ -138,9 +158,10 @@ class TracingMiddleware:
                     await self.otel(scope, receive, send)
                 finally:
                     handoff.reset(token)
+            elif not self.record:
+                await self._untraced(scope, receive, send, parent, trace_id, sampled)
             else:
-                flags = parent.trace_flags if parent.is_valid else _ROOT_FLAGS[sampled]
-                await self._unsampled(scope, receive, send, parent_context, parent, trace_id, flags)
+                await self._unsampled(scope, receive, send, parent_context, parent, trace_id, sampled)
         finally:
             runtime_var.reset(runtime_token)
 
@@ -202,6 +223,23 @@ class TracingMiddleware:
             if cleaned is not None:
                 clean_url_attributes(span, cleaned)
 
+    async def _untraced(
+        self, scope: Scope, receive: Receive, send: Send, parent: SpanContext, trace_id: int, sampled: bool
+    ) -> None:
+        """Run a request with nothing to record: the OpenTelemetry context is left as it is.
+
+        Attaching a span here would give the app's own spans (its own provider, another
+        instrumentation's server span) a parent that is never exported. The ids go to
+        :data:`request_ids` only, for the log lines of the request.
+        """
+        flags = parent.trace_flags if parent.is_valid else _ROOT_FLAGS[sampled]
+        ids = SpanContext(trace_id, random.getrandbits(64) or 1, False, flags, parent.trace_state)
+        token = request_ids.set(ids)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            request_ids.reset(token)
+
     async def _unsampled(
         self,
         scope: Scope,
@@ -210,27 +248,25 @@ class TracingMiddleware:
         parent_context: Context | None,
         parent: SpanContext,
         trace_id: int,
-        flags: TraceFlags,
+        sampled: bool,
     ) -> None:
-        """Run a request that records nothing, with real ids; record its server span only if it fails.
+        """Run a request with a non-recording span carrying real ids; record its server span afterwards if needed.
 
-        ``flags`` go downstream: unsampled, except with no exporter (``record`` off), where the
-        sampling decision is passed on for the services after this one to follow.
+        A request the sampler drops runs in the W3C *not sampled* context (the parent's flags,
+        which have no ``SAMPLED``, or ``RANDOM`` alone for a root), and its server span is
+        recorded only if it fails. A kept request the stock middleware cannot read (``sampled``)
+        runs with a sampled non-recording span, and its server span is always recorded with
+        those ids, so the app's spans under it are never left without their parent.
         """
+        # ``sampled`` is the parent's flag when there is one: its flags as they came, else ours.
+        flags = parent.trace_flags if parent.is_valid else _ROOT_FLAGS[sampled]
         span_id = random.getrandbits(64) or 1
         span_context = SpanContext(trace_id, span_id, False, flags, parent.trace_state)
         token = context_api.attach(trace.set_span_in_context(NonRecordingSpan(span_context), parent_context))
-        if not self.record:
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                context_api.detach(token)
-            return
-
         start = time.time_ns()
         root_path = scope.get("root_path", "")
         status = 0
-        held = Pending(trace_id) if self.keep_error_children else None
+        held = Pending(trace_id) if self.keep_error_children and not sampled else None
         held_token = pending.set(held) if held is not None else None
 
         async def send_status(message: Message) -> None:
@@ -245,7 +281,7 @@ class TracingMiddleware:
             self._keep_failed(scope, root_path, parent_context, span_context, start, status, exc, held)
             raise
         else:
-            if status >= 500:
+            if sampled or status >= 500:
                 self._keep_failed(scope, root_path, parent_context, span_context, start, status, None, held)
         finally:
             if held_token is not None:
@@ -263,7 +299,9 @@ class TracingMiddleware:
         exc: Exception | None,
         held: Pending | None = None,
     ) -> None:
-        """Record the server span of a failed unsampled request, as the stock middleware would have.
+        """Record the server span of a request after the fact, as the stock middleware would have.
+
+        That of a failed unsampled request, or of a kept one the stock middleware cannot read.
 
         The child spans ``held`` back during the request (``keep_error_children``) go with it.
         """

@@ -110,7 +110,8 @@ class TracingRuntime:
         propagator: Reads the parent context from requests (and writes it for outgoing calls).
         config: The resolved settings.
         record: Whether spans are recorded at all; default: when there is an export queue. False with
-            ``exporter = "none"``: requests get ids and propagation, nothing is recorded.
+            ``exporter = "none"``: requests get ids for log lines only (nothing attached to the
+            OpenTelemetry context, nothing propagated), nothing is recorded.
         bound: The ratio's bound on the low 64 bits of a root trace id (as ``TraceIdRatioBased``).
         queue: The export queue, or ``None`` with no exporter.
     """

@@ -48,7 +48,8 @@ class TracingSettings:
     )
     exporter: Exporter | None = setting(
         None,
-        doc='Where finished spans go; unset: `$OTEL_TRACES_EXPORTER`, else `"none"` (ids and propagation only).',
+        doc='Where finished spans go; unset: `$OTEL_TRACES_EXPORTER`, else `"none"` '
+        "(request ids for log lines only; the OpenTelemetry context is left alone).",
     )
     zipkin_endpoint: str | None = setting(
         None,

@@ -137,18 +137,24 @@ def test_serves_what_other_features_register_on_the_registry() -> None:
     assert value(scrape(app), "svc_feature_probe_total") == 7
 
 
-def test_trace_id_exemplars_with_the_tracing_middleware() -> None:
+@pytest.mark.parametrize("exporter", ["console", "none"])
+def test_trace_id_exemplars_with_the_tracing_middleware(exporter: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """An exemplar names a trace that is exported; with no exporter there is none to name."""
     from ops_observe.settings import load_settings
 
     settings = {
         "service_name": "svc",
         "middleware": ["metrics", "tracing"],
-        "tracing": {"exporter": "none", "sample_ratio": 1.0},
+        "tracing": {"exporter": exporter, "sample_ratio": 1.0},
     }
     import ops_observe
 
     app = ops_observe.wrap(hello, settings=load_settings(settings))
     call(app, "/x")
+    if exporter == "none":
+        om = _get(app, headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+        assert "trace_id" not in om.text  # type: ignore[attr-defined]
+        return
     om = _get(app, headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     bucket_lines = [
         line for line in om.text.splitlines() if line.startswith(f"{NS}_http_request_duration_seconds_bucket")
@@ -157,3 +163,4 @@ def test_trace_id_exemplars_with_the_tracing_middleware() -> None:
     assert len(exemplars) == 1 and 'endpoint="<unmatched>"' in exemplars[0]
     # The plain text format has no exemplars.
     assert "trace_id" not in _get(app).text  # type: ignore[attr-defined]
+    app.suite.state["tracing"].shutdown()  # the console exporter prints now, into the captured output

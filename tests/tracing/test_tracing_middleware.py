@@ -80,11 +80,8 @@ def _echo_ids_app() -> Any:
     return starlette_app([Route("/ids", ids)])
 
 
-@pytest.mark.parametrize("exporter", ["console", "none"])
-def test_an_unsampled_request_still_has_ids_and_propagates_them_unsampled(exporter: str) -> None:
+def test_an_unsampled_request_still_has_ids_and_propagates_them_unsampled() -> None:
     runtime, memory = memory_runtime(sample_ratio=0.0)
-    if exporter == "none":
-        runtime.record = False
     app = TracingMiddleware(_echo_ids_app(), runtime=runtime)
     (response,) = run(app, ("/ids", {}))
     body = response.json()
@@ -92,6 +89,41 @@ def test_an_unsampled_request_still_has_ids_and_propagates_them_unsampled(export
     version, trace_id, span_id, flags = body["outgoing"]["traceparent"].split("-")
     assert (trace_id, span_id) == (body["trace_id"], body["span_id"])
     assert int(flags, 16) & 1 == 0  # not sampled
+    runtime.flush()
+    assert memory.get_finished_spans() == ()
+    runtime.shutdown()
+
+
+@pytest.mark.parametrize("sample_ratio", [0.0, 1.0])
+def test_with_nothing_recorded_no_span_is_attached_and_the_ids_are_the_log_lines_only(sample_ratio: float) -> None:
+    """``exporter = "none"``: the app's OpenTelemetry context is left alone (no phantom parent, nothing
+    propagated on our behalf); the request's ids are in ``request_ids``, for the log renderer."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from ops_observe.tracing.middleware import request_ids
+
+    async def ids(request: Request) -> JSONResponse:
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier)
+        held = request_ids.get()
+        return JSONResponse(
+            {"trace_id": get_trace_id(), "outgoing": carrier, "ids": [held.trace_id, held.span_id, held.is_valid]}
+        )
+
+    runtime, memory = memory_runtime(sample_ratio=sample_ratio)
+    runtime.record = False
+    app = TracingMiddleware(starlette_app([Route("/ids", ids)]), runtime=runtime)
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    root, child = run(app, ("/ids", {}), ("/ids", {"headers": {"traceparent": parent}}))
+    for body in (root.json(), child.json()):
+        assert body["outgoing"] == {}
+        trace_id, span_id, valid = body["ids"]
+        assert valid and trace_id and span_id
+        assert body["trace_id"] == format(trace_id, "032x")  # get_trace_id() quotes what the log lines carry
+    assert child.json()["ids"][0] == 0x0AF7651916CD43DD8448EB211C80319C  # the incoming trace id
+    assert request_ids.get().is_valid is False  # reset after the request
     runtime.flush()
     assert memory.get_finished_spans() == ()
     runtime.shutdown()
