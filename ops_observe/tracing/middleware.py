@@ -52,6 +52,7 @@ from opentelemetry.trace import (
 )
 
 from ops_observe.correlation import get_correlation_id
+from ops_observe.errors import MiddlewareNotUsed
 from ops_observe.root import Settings
 from ops_observe.routes import route_template
 from ops_observe.suite import Suite
@@ -348,7 +349,9 @@ def from_settings(app: ASGIApp, settings: Settings, *, suite: Suite) -> ASGIApp:
     runtime = suite.state.get(STATE_KEY)
     if runtime is None:  # a suite built without the feature (a test, a hand-made stack)
         install(suite)
-        runtime = suite.state[STATE_KEY]
+        runtime = suite.state.get(STATE_KEY)
+    if runtime is None:
+        raise MiddlewareNotUsed("tracing.enabled is false")
     section = settings.tracing
     return TracingMiddleware(
         app,
