@@ -432,3 +432,31 @@ def test_response_start_hooks_run_when_the_response_starts() -> None:
         leave(token)
     assert calls == [202]
     assert "GET" in repr(facts) and request.current() is None
+
+
+def test_the_whole_default_stack_looks_the_route_up_once() -> None:
+    """Tracing (naming its recorded span), the access log and the metrics all read one facts object."""
+    import ops_observe
+
+    seen: list[RequestFacts | None] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        scope[SCOPE_KEY] = "/r/{id}"
+        seen.append(current())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    wrapped = ops_observe.wrap(
+        app,
+        settings={
+            "middleware": ["correlation", "tracing", "logging", "metrics"],
+            "tracing": {"exporter": "console", "sample_ratio": 1.0},
+            "logging": {"sink": "stderr"},
+        },
+    )
+    scope = CountingScope({**scope_for(path="/r/1"), "query_string": b"", "asgi": {"version": "3.0"}})
+    serve(wrapped, scope)
+    runtime = wrapped.suite.state["tracing"]
+    runtime.shutdown()
+    assert seen[0] is not None and seen[0].route == "/r/{id}"
+    assert scope.route_reads == 1  # the recorded span was named from the facts too: no second look-up

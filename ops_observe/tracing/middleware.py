@@ -51,10 +51,11 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
+from ops_observe import request
 from ops_observe.correlation import get_correlation_id
 from ops_observe.errors import MiddlewareNotUsed
 from ops_observe.root import Settings
-from ops_observe.routes import route_template
+from ops_observe.routes import is_django_app, route_template
 from ops_observe.suite import Suite
 from ops_observe.tracing.http import (
     REDACTED,
@@ -73,7 +74,7 @@ from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["CORRELATION_ATTRIBUTE", "REDACTED", "TracingMiddleware", "from_settings", "request_ids"]
 
 CORRELATION_ATTRIBUTE = "correlation_id"
-_METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")}
+_METHODS = {m: m for m in request.STANDARD_METHODS}  # span names: other methods are "HTTP" (semconv)
 # Root trace ids drawn here are random: say so (W3C trace context level 2), as the SDK does.
 _RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
 _ROOT_FLAGS = {False: TraceFlags(_RANDOM), True: TraceFlags(TraceFlags.SAMPLED | _RANDOM)}
@@ -134,11 +135,14 @@ class TracingMiddleware:
         self.record = runtime.record
         self.queue = runtime.queue
         self.keep_error_children = keep_error_children and runtime.queue is not None
+        self.django = is_django_app(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._excluded(scope):
             await self.app(scope, receive, send)
             return
+        # The request's facts (method, app path, route, outcome), shared with the inner middlewares.
+        facts, receive, send, facts_token = request.enter(scope, receive, send, django=self.django)
         runtime_token = runtime_var.set(self.runtime)
         try:
             parent_context, parent = self._parent(scope)
@@ -163,8 +167,12 @@ class TracingMiddleware:
                 await self._untraced(scope, receive, send, parent, trace_id, sampled)
             else:
                 await self._unsampled(scope, receive, send, parent_context, parent, trace_id, sampled)
+        except BaseException as exc:
+            facts.fail(exc)
+            raise
         finally:
             runtime_var.reset(runtime_token)
+            request.leave(facts_token)
 
     def _excluded(self, scope: Scope) -> bool:
         path: str = scope["path"]
@@ -206,7 +214,8 @@ class TracingMiddleware:
                 self._name(span, scope, root_path)
 
     def _name(self, span: trace.Span, scope: Scope, root_path: str) -> str | None:
-        template = route_template(scope, root_path)
+        facts = request.current()
+        template = facts.route if facts is not None and facts.scope is scope else route_template(scope, root_path)
         if template is not None and span.is_recording():
             span.update_name(f"{_span_details(scope)[0]} {template}")
             span.set_attribute("http.route", template)
@@ -266,22 +275,17 @@ class TracingMiddleware:
         token = context_api.attach(trace.set_span_in_context(NonRecordingSpan(span_context), parent_context))
         start = time.time_ns()
         root_path = scope.get("root_path", "")
-        status = 0
+        facts = request.current()
         held = Pending(trace_id) if self.keep_error_children and not sampled else None
         held_token = pending.set(held) if held is not None else None
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, send)
         except Exception as exc:
+            status = facts.response_status if facts is not None else 0
             self._keep_failed(scope, root_path, parent_context, span_context, start, status, exc, held)
             raise
         else:
+            status = facts.response_status if facts is not None else 0
             if sampled or status >= 500:
                 self._keep_failed(scope, root_path, parent_context, span_context, start, status, None, held)
         finally:
