@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import Link, Span, SpanKind, Tracer
 from opentelemetry.util.types import Attributes
 
+from ops_observe.current import current_suite
 from ops_observe.errors import SettingsError
 from ops_observe.redaction import Redactor, get_redactor
 from ops_observe.root import Settings
@@ -152,19 +153,24 @@ class TracingRuntime:
 runtime_var: ContextVar[TracingRuntime | None] = ContextVar("ops_observe_tracing_runtime", default=None)
 """The runtime of the app serving the current request, set by the tracing middleware."""
 
-_latest: list[TracingRuntime] = []  # the last installed runtime, for code outside any request
+_latest: list[TracingRuntime] = []  # a runtime built by hand (no wrapped app), for tests and benchmarks
 
 
 def current_runtime() -> TracingRuntime | None:
-    """The current request's tracing runtime, else the last one installed, else ``None``."""
+    """The current request's tracing runtime, else that of :func:`ops_observe.current.current_suite`
+    (the one way the suite finds "the current app"), else one set by :func:`set_latest`, else ``None``."""
     runtime = runtime_var.get()
     if runtime is not None:
         return runtime
+    suite = current_suite()
+    found = suite.state.get("tracing") if suite is not None else None
+    if isinstance(found, TracingRuntime):
+        return found
     return _latest[-1] if _latest else None
 
 
 def set_latest(runtime: TracingRuntime) -> None:
-    """Make ``runtime`` the one used outside requests (called by each install)."""
+    """Use ``runtime`` outside requests when no wrapped app has tracing (a runtime built by hand)."""
     _latest[:] = [runtime]
 
 

@@ -194,3 +194,15 @@ def test_two_apps_serving_at_once_count_their_own_calls() -> None:
             s.value for m in registry.collect() for s in m.samples if s.name == f"{name}_credit_transactions_total"
         )
         assert total == expected, name
+
+
+def test_outside_requests_tracing_follows_the_same_current_app() -> None:
+    from ops_observe.current import current_suite
+    from ops_observe.tracing.provider import current_runtime
+
+    first = ops_observe.wrap(Hello, settings={"middleware": ["tracing"]})
+    assert current_suite() is first.suite and current_runtime() is first.suite.state["tracing"]
+    second = ops_observe.wrap(Hello, settings={"middleware": ["tracing"]})
+    assert current_suite() is second.suite and current_runtime() is second.suite.state["tracing"]
+    for app in (first, second):
+        app.suite.state["tracing"].shutdown()
