@@ -91,8 +91,15 @@ def _need_fixture() -> object:
 
 @pytest.fixture(autouse=True)
 def _restore_process_logging() -> Iterator[None]:
-    """Undo the JSON logging any wrapped app installed: loguru and ``logging`` are process-wide."""
+    """Undo the JSON logging any wrapped app installed, and put the root logger's handlers and level
+    back: loguru and ``logging`` are process-wide, every test leaves them as it found them."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield
     from ops_observe.logging import setup
 
     setup.reset()
+    root.handlers = handlers
+    root.setLevel(level)

@@ -8,14 +8,10 @@ so that a ``wrap()`` that changes them does not leak into other tests.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from ops_observe.logging import setup
 
 # The comparisons assert in these helper modules: have pytest explain their failures too.
 pytest.register_assert_rewrite("compare", "driver")
@@ -24,16 +20,6 @@ pytest.register_assert_rewrite("compare", "driver")
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    setup.reset()
-    root.handlers = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture
