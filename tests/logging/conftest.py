@@ -1,4 +1,4 @@
-"""Fixtures of the logging tests: loguru and ``logging`` restored after each test, captured JSON lines."""
+"""Fixtures of the logging tests: captured JSON lines (loguru and `logging` are restored by tests/conftest.py)."""
 
 from __future__ import annotations
 
