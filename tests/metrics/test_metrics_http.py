@@ -124,16 +124,7 @@ def test_cancellation_is_counted_and_propagates() -> None:
 
     app = wrap(slow)
 
-    async def main() -> None:
-        task = asyncio.create_task(
-            app({"type": "http", "method": "GET", "path": "/", "headers": []}, _receive_nothing, _discard)
-        )
-        await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    run(main())
+    _cancel_midway(app)
     text = scrape(app)
     assert value(text, f"{NS}_http_requests_total", method="GET", endpoint=UNMATCHED, status="499") == 1
     assert value(text, f"{NS}_http_requests_in_progress", method="GET") == 1  # the scrape itself
@@ -436,16 +427,7 @@ def test_a_cancellation_is_not_a_server_error() -> None:
     catalog = _catalog()
     middleware = MetricsMiddleware(slow, catalog=catalog)
 
-    async def main() -> None:
-        task = asyncio.create_task(
-            middleware({"type": "http", "method": "GET", "path": "/", "headers": []}, _receive_nothing, _discard)
-        )
-        await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    run(main())
+    _cancel_midway(middleware)
     text = _exposition(catalog)
     assert value(text, f"{NS}_http_requests_total", method="GET", endpoint=UNMATCHED, status="499") == 1
     assert not [s for s in samples(text) if s[0] == f"{NS}_http_errors_total"]
@@ -529,3 +511,18 @@ def test_method_label_is_bounded_and_own_endpoints_are_app_paths(method: str, ro
     assert label_values(text, total, "endpoint") <= {UNMATCHED, "/metrics"}
     assert value(text, total, method=next(iter(label_values(text, total, "method"))), endpoint="/metrics",
                  status="200") == (2 if path == "metrics" else 1)  # fmt: skip
+
+
+def _cancel_midway(app: Any) -> None:
+    """Start a GET / on ``app``, cancel it 10 ms in (a client gone), and see the cancellation propagate."""
+
+    async def main() -> None:
+        task = asyncio.create_task(
+            app({"type": "http", "method": "GET", "path": "/", "headers": []}, _receive_nothing, _discard)
+        )
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(main())
