@@ -11,6 +11,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 
+from ops_observe.secrets import is_secret_key
 from ops_observe.tracing.sampling import handoff
 
 __all__ = [
@@ -120,9 +121,13 @@ def readable_scope(scope: Any) -> Any:
     return {**scope, "query_string": query if utf8_query(query) else printable_query(query), "headers": headers}
 
 
-def clean_query(query: str, sensitive: frozenset[str]) -> str | None:
-    """``query`` with the value of each ``sensitive`` parameter (matched case-insensitively, after
-    percent-decoding its name) replaced by ``REDACTED``; ``None`` when there is none to replace.
+def clean_query(query: str, extra_words: frozenset[str] = frozenset()) -> str | None:
+    """``query`` with the value of each secret parameter replaced by ``REDACTED``; ``None`` when
+    there is none to replace.
+
+    A parameter is secret when its name, percent-decoded, is a secret key for the one vocabulary
+    (:func:`ops_observe.secrets.is_secret_key`, with ``extra_words`` from
+    :func:`ops_observe.secrets.secret_words`): the same words that mask settings and redact logs.
 
     Both ``&`` and ``;`` count as separators, so that no reading of the query leaves a value behind.
     """
@@ -130,7 +135,7 @@ def clean_query(query: str, sensitive: frozenset[str]) -> str | None:
     changed = False
     for i in range(0, len(parts), 2):
         name, eq, _ = parts[i].partition("=")
-        if eq and unquote_plus(name).strip().lower() in sensitive:
+        if eq and is_secret_key(unquote_plus(name).strip(), extra_words):
             parts[i] = f"{name}={REDACTED}"
             changed = True
     return "".join(parts) if changed else None

@@ -56,6 +56,7 @@ from ops_observe.correlation import get_correlation_id
 from ops_observe.errors import MiddlewareNotUsed
 from ops_observe.root import Settings
 from ops_observe.routes import is_django_app, route_template
+from ops_observe.secrets import secret_words
 from ops_observe.suite import Suite
 from ops_observe.tracing.http import (
     REDACTED,
@@ -98,7 +99,9 @@ class TracingMiddleware:
         message_spans: Keep the stock per-message ``http receive`` / ``http send`` spans.
         keep_error_children: Record the child spans of unsampled requests too, and export them
             with the server span when the request fails (each child then costs a recorded span).
-        sensitive_params: Query parameters whose values are replaced by ``REDACTED`` in recorded URLs.
+        sensitive_params: More secret words for query parameters (see :func:`ops_observe.secrets.secret_words`);
+            a parameter whose name is secret for the vocabulary or these words has its value
+            replaced by ``REDACTED`` in recorded URLs.
         exclude_paths: Paths never traced (the suite's own endpoints, typically).
         correlation_attribute: The span attribute for the correlation ID; ``None`` leaves it out.
     """
@@ -127,7 +130,7 @@ class TracingMiddleware:
         )
         self.semconv_mode = self.otel._sem_conv_opt_in_mode
         self.excluded = frozenset(exclude_paths)
-        self.sensitive = frozenset(p.lower() for p in sensitive_params)
+        self.sensitive = secret_words(sensitive_params)
         self.correlation_attribute = correlation_attribute
         self.propagator = runtime.propagator
         self.fields = frozenset(f.lower().encode("latin-1") for f in runtime.propagator.fields)
@@ -228,7 +231,7 @@ class TracingMiddleware:
             if correlation_id is not None:
                 span.set_attribute(self.correlation_attribute, correlation_id)
         query = scope.get("query_string")
-        if query and self.sensitive:
+        if query:
             cleaned = clean_query(query.decode("utf-8", "replace"), self.sensitive)
             if cleaned is not None:
                 clean_url_attributes(span, cleaned)

@@ -16,20 +16,9 @@ Exporter = Literal["none", "console", "zipkin", "otlp"]
 Propagator = Literal["tracecontext", "baggage", "b3", "b3multi"]
 Instrumentation = Literal["httpx", "redis", "psycopg", "asyncpg"]
 
-DEFAULT_SENSITIVE_PARAMS = (
-    "access_token",
-    "api_key",
-    "apikey",
-    "auth",
-    "client_secret",
-    "code",
-    "key",
-    "password",
-    "secret",
-    "sig",
-    "signature",
-    "token",
-)
+DEFAULT_SENSITIVE_PARAMS = ("auth", "code", "key", "sig")
+"""Query-parameter words secret in URLs though not in the secrets vocabulary (OAuth's ``code``,
+a signed URL's ``sig``, a bare ``key``); ``token``, ``password``, ``api_key``... are already there."""
 
 
 def _param_names(values: tuple[str, ...]) -> None:
@@ -86,7 +75,8 @@ class TracingSettings:
     )
     sensitive_params: tuple[str, ...] = setting(
         DEFAULT_SENSITIVE_PARAMS,
-        doc="Query parameters whose values are replaced by `REDACTED` in recorded URLs (case-insensitive).",
+        doc="More secret words for query parameters, whose values are replaced by `REDACTED` in recorded URLs; "
+        "every name the secrets vocabulary calls secret (`token`, `password`, `api_key`...) is replaced anyway.",
         check=_param_names,
     )
     exclude_paths: tuple[str, ...] = setting(

@@ -16,6 +16,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from tracing_support import memory_runtime, restore_logging, starlette_app  # noqa: F401 - restore_logging is a fixture
 
 from ops_observe import get_span_id, get_trace_id
+from ops_observe.secrets import is_secret_key, secret_words
 from ops_observe.tracing.middleware import TracingMiddleware
 from ops_observe.types import Message, Receive, Scope, Send
 
@@ -225,14 +226,18 @@ def test_an_excluded_path_below_the_root_path_passes_straight_through() -> None:
     runtime.shutdown()
 
 
-_NAMES = st.from_regex(r"[a-z]{1,8}", fullmatch=True).filter(lambda n: n not in {"token", "sid"})
+_EXTRA = frozenset({"sid"})
+# Names the vocabulary (or the extra word) would not mask: the rest of the query must stay as it was.
+_NAMES = st.from_regex(r"[a-z]{1,8}", fullmatch=True).filter(lambda n: not is_secret_key(n, _EXTRA))
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     before=st.lists(st.tuples(_NAMES, st.from_regex(r"[0-9]{0,6}", fullmatch=True)), max_size=4),
     after=st.lists(st.tuples(_NAMES, st.from_regex(r"[0-9]{0,6}", fullmatch=True)), max_size=4),
-    name=st.sampled_from(["token", "TOKEN", "Token", "to%6Ben", "sid"]),
+    name=st.sampled_from(
+        ["token", "TOKEN", "Token", "to%6Ben", "sid", "api_key", "apiKey", "client_secret", "password"]
+    ),
     # Never a name (lowercase), a value (digits) or a piece of the marker.
     secret=st.from_regex(r"[A-Z]{6,20}", fullmatch=True).filter(lambda s: s not in "REDACTED"),
     separator=st.sampled_from(["&", ";"]),
@@ -246,12 +251,38 @@ def test_clean_query_never_leaves_a_sensitive_value(
 
     pairs = [f"{k}={v}" for k, v in before] + [f"{name}={secret}"] + [f"{k}={v}" for k, v in after]
     query = separator.join(pairs)
-    cleaned = clean_query(query, frozenset({"token", "sid"}))
+    cleaned = clean_query(query, _EXTRA)
     assert cleaned is not None
     assert secret not in cleaned and secret not in unquote(cleaned)
     assert f"{name}={REDACTED}" in cleaned
     for k, v in before + after:  # the rest is kept as it was
         assert f"{k}={v}" in cleaned
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # The one secrets vocabulary decides, as for settings masking and log redaction ...
+        ("api_key=A&page=2", "api_key=REDACTED&page=2"),
+        ("apiKey=A&x-auth-token=B", "apiKey=REDACTED&x-auth-token=REDACTED"),
+        ("client_secret=A;db_password=B", "client_secret=REDACTED;db_password=REDACTED"),
+        ("session_id=A&max_tokens=5", "session_id=REDACTED&max_tokens=5"),  # "tokens" is a count
+        # ... and the default extra words add what only URLs carry.
+        ("code=A&state=s", "code=REDACTED&state=s"),
+        ("sig=A&key=B&author=me", "sig=REDACTED&key=REDACTED&author=me"),
+    ],
+)
+def test_default_sensitive_params_are_the_vocabulary_plus_url_words(query: str, expected: str) -> None:
+    from ops_observe.tracing.http import clean_query
+    from ops_observe.tracing.settings import DEFAULT_SENSITIVE_PARAMS
+
+    assert clean_query(query, secret_words(DEFAULT_SENSITIVE_PARAMS)) == expected
+
+
+def test_a_query_without_secrets_is_left_alone() -> None:
+    from ops_observe.tracing.http import clean_query
+
+    assert clean_query("page=2&sort=name&author=me", secret_words(["sid"])) is None
 
 
 # B3 headers are read too when its propagator is installed (the nooptionals env runs without it).
