@@ -73,7 +73,7 @@ def client(app: Any) -> httpx.AsyncClient:
 
 
 def redis_ping(redis: RedisServer) -> dict[str, Any]:
-    """A real check of the Redis server: the core tcp check speaking RESP (the redis plugin is asyncio-only)."""
+    """A real check of the Redis server: the core tcp check speaking RESP (the plugins are tested in test_plugins_trio)."""
     return {"plugin": "tcp", "host": redis.host, "port": redis.port, "send": "PING\r\n", "expect": "+PONG"}
 
 

@@ -1,4 +1,8 @@
-"""The ``postgres`` health check of ops_observe: psycopg (async), ``SELECT 1``, bounded in time.
+"""The ``postgres`` health check of ops_observe: psycopg, ``SELECT 1``, bounded in time.
+
+Under asyncio it uses psycopg's async connection; under trio (whose loop psycopg's async
+connection cannot use) the blocking connection runs in a worker thread, bounded by the same
+libpq timeouts, so the check works wherever anyio does.
 
 A distribution of its own so that the ops_observe core installs without a database driver; it is
 registered in the entry-point group ``ops_observe.health_checks`` like any third party's check.
@@ -6,8 +10,11 @@ registered in the entry-point group ``ops_observe.health_checks`` like any third
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
+
+import anyio.to_thread
 
 from ops_observe.health import HealthCheck, ServiceUnavailable, UnexpectedResult
 from ops_observe.plugins import import_from_string
@@ -43,20 +50,28 @@ class PostgresCheck(HealthCheck):
 
     async def check(self) -> dict[str, Any]:
         """Run the query once on a fresh connection (or the pool's); raise when unreachable or wrong."""
+        if _on_asyncio():
+            return await self._check_async()
+        # Abandoned on the runner's timeout; the thread ends by libpq's own timeouts.
+        return await anyio.to_thread.run_sync(self._check_blocking, abandon_on_cancel=True)
+
+    def _connect_args(self) -> dict[str, Any]:
+        # libpq counts connect_timeout in whole seconds (at least 2); the runner's own timeout still
+        # bounds the whole check precisely.
+        return {
+            "connect_timeout": max(2, math.ceil(self.timeout)),
+            "options": f"-c statement_timeout={int(self.timeout * 1000)}",
+            "autocommit": True,
+        }
+
+    async def _check_async(self) -> dict[str, Any]:
         import psycopg  # the driver: imported only when a postgres check runs
 
         details: dict[str, Any] = {}
         pool: Any = import_from_string(self.pool) if self.pool else None
         try:
             if self.dsn:
-                # libpq counts connect_timeout in whole seconds (at least 2); the runner's own
-                # timeout still bounds the whole check precisely.
-                conn = await psycopg.AsyncConnection.connect(
-                    self.dsn,
-                    connect_timeout=max(2, math.ceil(self.timeout)),
-                    options=f"-c statement_timeout={int(self.timeout * 1000)}",
-                    autocommit=True,
-                )
+                conn = await psycopg.AsyncConnection.connect(self.dsn, **self._connect_args())
                 async with conn:
                     row = await (await conn.execute(self.query)).fetchone()
                     details["server_version"] = conn.info.server_version
@@ -64,12 +79,45 @@ class PostgresCheck(HealthCheck):
                 async with pool.connection(timeout=self.timeout) as conn:
                     row = await (await conn.execute(self.query)).fetchone()
         except psycopg.Error as exc:
-            # The first line only: libpq appends hints that may repeat the connection string.
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ServiceUnavailable(f"{type(exc).__name__}: {message}") from None
+            raise _unavailable(exc) from None
+        return self._finish(row, pool, details)
+
+    def _check_blocking(self) -> dict[str, Any]:
+        import psycopg
+
+        details: dict[str, Any] = {}
+        pool: Any = import_from_string(self.pool) if self.pool else None
+        try:
+            if self.dsn:
+                with psycopg.connect(self.dsn, **self._connect_args()) as conn:
+                    row = conn.execute(self.query).fetchone()
+                    details["server_version"] = conn.info.server_version
+            else:  # a psycopg_pool.ConnectionPool: an async pool belongs to an asyncio loop
+                with pool.connection(timeout=self.timeout) as conn:
+                    row = conn.execute(self.query).fetchone()
+        except psycopg.Error as exc:
+            raise _unavailable(exc) from None
+        return self._finish(row, pool, details)
+
+    def _finish(self, row: Any, pool: Any, details: dict[str, Any]) -> dict[str, Any]:
         if row is None:
             raise UnexpectedResult(f"{self.query!r} returned no row")
         if pool is not None and hasattr(pool, "get_stats"):
             stats = pool.get_stats()
             details["pool"] = {k: stats[k] for k in _POOL_STATS if k in stats}
         return details
+
+
+def _unavailable(exc: Exception) -> ServiceUnavailable:
+    # The first line only: libpq appends hints that may repeat the connection string.
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ServiceUnavailable(f"{type(exc).__name__}: {message}")
+
+
+def _on_asyncio() -> bool:
+    """Whether the running event loop is asyncio's (under trio there is none)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -1,12 +1,18 @@
 """The ``redis`` health check of ops_observe: PING, optionally memory and client info.
 
+Under asyncio it uses ``redis.asyncio``; under trio (which ``redis.asyncio`` cannot run on) the
+blocking client runs in a worker thread, bounded by the same socket timeouts.
+
 A distribution of its own so that the ops_observe core installs without the redis client; it is
 registered in the entry-point group ``ops_observe.health_checks`` like any third party's check.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import anyio.to_thread
 
 from ops_observe.health import HealthCheck, ServiceUnavailable, UnexpectedResult
 
@@ -35,28 +41,62 @@ class RedisCheck(HealthCheck):
 
     async def check(self) -> dict[str, Any]:
         """PING once on a fresh connection, without retries: a probe must tell the truth now."""
+        if _on_asyncio():
+            return await self._check_async()
+        # Abandoned on the runner's timeout; the thread ends by its socket timeouts.
+        return await anyio.to_thread.run_sync(self._check_blocking, abandon_on_cancel=True)
+
+    def _client_args(self) -> dict[str, Any]:
+        return {"socket_connect_timeout": self.timeout, "socket_timeout": self.timeout}
+
+    async def _check_async(self) -> dict[str, Any]:
         from redis.asyncio import Redis  # the driver: imported only when a redis check runs
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
         from redis.exceptions import RedisError
 
-        client = Redis.from_url(
-            self.url,
-            socket_connect_timeout=self.timeout,
-            socket_timeout=self.timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
-        details: dict[str, Any] = {}
+        client = Redis.from_url(self.url, retry=Retry(NoBackoff(), 0), **self._client_args())
         try:
             if not await client.ping():
                 raise UnexpectedResult("PING did not answer PONG")
-            if self.info:
-                memory = await client.info("memory")
-                clients = await client.info("clients")
-                details["memory"] = {k: memory[k] for k in _MEMORY if k in memory}
-                details["clients"] = {k: clients[k] for k in _CLIENTS if k in clients}
+            if not self.info:
+                return {}
+            return self._details(await client.info("memory"), await client.info("clients"))
         except (RedisError, OSError) as exc:
             raise ServiceUnavailable(f"{type(exc).__name__}: {exc}") from None
         finally:
             await client.aclose()
-        return details
+
+    def _check_blocking(self) -> dict[str, Any]:
+        from redis import Redis
+        from redis.backoff import NoBackoff
+        from redis.exceptions import RedisError
+        from redis.retry import Retry
+
+        client = Redis.from_url(self.url, retry=Retry(NoBackoff(), 0), **self._client_args())
+        try:
+            if not client.ping():
+                raise UnexpectedResult("PING did not answer PONG")
+            if not self.info:
+                return {}
+            return self._details(client.info("memory"), client.info("clients"))
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailable(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            client.close()
+
+    @staticmethod
+    def _details(memory: dict[str, Any], clients: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "memory": {k: memory[k] for k in _MEMORY if k in memory},
+            "clients": {k: clients[k] for k in _CLIENTS if k in clients},
+        }
+
+
+def _on_asyncio() -> bool:
+    """Whether the running event loop is asyncio's (under trio there is none)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
