@@ -11,7 +11,7 @@ Example::
     with log_context(order_id=42):
         logger.warning("card declined")        # carries order_id=42
 
-    @log_call
+    @log_call   # "charge returned" at INFO with duration_ms; "charge called" with the arguments at DEBUG
     async def charge(customer_email: str, password: str) -> None: ...   # arguments redacted in the lines
 
 Keyword fields become top-level keys of the JSON line. Messages are never ``str.format``-ed with the
@@ -174,7 +174,12 @@ def log_call(func: F, /) -> F: ...
 
 @overload
 def log_call(
-    *, level: str = "DEBUG", logger: StructuredLogger | None = None, arguments: bool = True, result: bool = False
+    *,
+    level: str | int = "INFO",
+    entry_level: str | int = "DEBUG",
+    logger: StructuredLogger | None = None,
+    arguments: bool = True,
+    result: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -182,20 +187,28 @@ def log_call(
     func: F | None = None,
     /,
     *,
-    level: str = "DEBUG",
+    level: str | int = "INFO",
+    entry_level: str | int = "DEBUG",
     logger: StructuredLogger | None = None,
     arguments: bool = True,
     result: bool = False,
 ) -> F | Callable[[F], F]:
-    """Log entry, exit (with ``duration_ms``) and any exception of a sync or async function.
+    """Log the calls of a sync or async function: its exit at INFO, its entry at DEBUG.
 
-    ``@log_call`` or ``@log_call(level="INFO", result=True)``. The entry line carries the call's
-    arguments by name under ``arguments`` (redacted like any field: a parameter named ``password``
-    shows as ``[REDACTED:secret]``; ``arguments=False`` leaves them out). An exception is logged at
-    ERROR with its structured fields, then re-raised untouched.
+    ``@log_call`` or ``@log_call(level="WARNING", entry_level="INFO", result=True)``. Each call
+    writes up to three lines:
+
+    - ``<qualname> called`` at ``entry_level`` (DEBUG: unwritten at the default level, INFO), with
+      the call's arguments by name under ``arguments``, redacted like any field (a parameter named
+      ``password`` shows as ``[REDACTED:secret]``; ``arguments=False`` leaves them out);
+    - ``<qualname> returned`` at ``level`` (INFO: written at the default level), with
+      ``duration_ms`` (and ``result`` when asked);
+    - or ``<qualname> raised <Type>`` at ERROR with ``duration_ms`` and the exception's structured
+      fields; the exception is then re-raised untouched.
 
     Args:
-        level: Level of the entry and exit lines.
+        level: Level of the exit line (a level name or number).
+        entry_level: Level of the entry line, the one with the arguments.
         logger: The logger to write with (default: one named after the function's module).
         arguments: Log the arguments.
         result: Log the return value (redacted) on the exit line.
@@ -223,12 +236,18 @@ def log_call(
                     pass
             return {"arguments": {"args": list(args), **kwargs}}
 
-        def write(lvl: str, message: str, exc: BaseException | None = None, **fields: Any) -> None:
+        def write(lvl: str | int, message: str, exc: BaseException | None = None, **fields: Any) -> None:
             stream = log.stream or _setup.active
             if stream is not None:
                 stream.emit(lvl, log.name, message, {**log.fields, **fields}, source=source, exc_info=exc)
             else:
                 log._logger.opt(exception=exc).log(lvl, _escape(message), _ops_source=source, **fields)
+
+        def entered(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            stream = log.stream or _setup.active
+            if stream is not None and not stream.enabled(entry_level):
+                return  # the usual case (DEBUG under INFO): the arguments are not even bound
+            write(entry_level, f"{qualname} called", None, function_name=qualname, **bound(args, kwargs))
 
         def done(start: int, value: Any) -> None:
             fields: dict[str, Any] = {"function_name": qualname, "duration_ms": (time.perf_counter_ns() - start) / 1e6}
@@ -246,7 +265,7 @@ def log_call(
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                write(level, f"{qualname} called", None, function_name=qualname, **bound(args, kwargs))
+                entered(args, kwargs)
                 start = time.perf_counter_ns()
                 try:
                     value = await fn(*args, **kwargs)
@@ -260,7 +279,7 @@ def log_call(
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            write(level, f"{qualname} called", None, function_name=qualname, **bound(args, kwargs))
+            entered(args, kwargs)
             start = time.perf_counter_ns()
             try:
                 value = fn(*args, **kwargs)

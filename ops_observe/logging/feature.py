@@ -23,11 +23,21 @@ SETTINGS = LoggingSettings
 def install(suite: Suite) -> None:
     """Configure the JSON stream from ``suite.settings.logging``; flush it when the app shuts down.
 
-    Nothing happens unless ``logging`` is in ``middleware`` or ``logging.enabled`` is true.
+    Nothing happens unless ``logging`` is in ``middleware`` or ``logging.enabled`` is true. With
+    the access log on (``logging`` in ``middleware``), uvicorn's own access log is silenced unless
+    ``logging.keep_server_access_log`` is true: it would log each request a second time. At the
+    app's lifespan startup, console handlers the server or the framework added after ``wrap()``
+    are taken off (see :func:`ops_observe.logging.setup.reroute`).
     """
-    if not suite.feature_on("logging", suite.settings.logging.enabled):
+    section = suite.settings.logging
+    if not suite.feature_on("logging", section.enabled):
         return
-    suite.state["logging.stream"] = setup.configure(suite.settings)
+    access_log_on = "logging" in suite.settings.middleware
+    suite.state["logging.stream"] = setup.configure(
+        suite.settings, silence_server_access=access_log_on and not section.keep_server_access_log
+    )
+    if section.stdlib:
+        suite.on_startup(setup.reroute)
     suite.on_shutdown(_flush)
 
 

@@ -3,9 +3,10 @@
 Pure ASGI: the request's method, path, route, status, timings and sizes are read from its
 :class:`ops_observe.request.RequestFacts` (shared with the other middlewares of the app), and the
 line is written in ``finally``, so a crash is logged (status 500, with the exception as fields) and
-still propagates, and a request whose client went away (a disconnect or a cancellation before the
-response completed) is logged as 499 at WARNING, without error. ``lifespan`` and ``websocket``
-scopes pass straight through. The line is redacted by the JSON stream like any other line.
+still propagates (the server's own report of that exception is then left out of the JSON stream),
+and a request whose client went away (a disconnect or a cancellation before the response
+completed) is logged as 499 at WARNING, without error. ``lifespan`` and ``websocket`` scopes pass
+straight through. The line is redacted by the JSON stream like any other line.
 """
 
 from __future__ import annotations
@@ -201,6 +202,10 @@ class AccessLogMiddleware:
                 trusted=fields,
                 clean_message=True,
             )
+            if exc is not None and stream.enabled(level):
+                # Written here with the traceback and the request's context: the server's own
+                # report of it ("Exception in ASGI application") is left out of the stream.
+                _setup.mark_logged(exc)
             return
         # No JSON stream installed (the middleware used on its own): through loguru, whose
         # message formatting needs the braces of the path doubled.

@@ -104,6 +104,11 @@ class LoggingSettings:
         True,
         doc="Route the standard library's `logging` (uvicorn, httpx...) into the same JSON stream.",
     )
+    keep_server_access_log: bool = setting(
+        False,
+        doc="Keep uvicorn's own access log (`uvicorn.access`) while ours runs; by default it is silenced, "
+        "as it would log each request a second time.",
+    )
     root_level: Level | None = setting(
         None,
         doc="Set the standard library's root logger to this level; unset: leave it as it is "

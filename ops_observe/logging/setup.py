@@ -3,7 +3,13 @@
 loguru's logger and ``logging``'s root are process-wide, so this module keeps exactly one
 installation: :func:`configure` is idempotent (equal settings: nothing happens; other settings:
 the previous installation is replaced), and :func:`reset` puts back everything it changed (loguru's
-default handler, the root logger's handlers and level, the server loggers' handlers).
+default handler, the root logger's handlers and level, the console handlers taken off other
+loggers, the filter silencing uvicorn's access log).
+
+One line per event: console handlers (which would print a record again, as plain text) are taken
+off every logger, uvicorn's access log is silenced while ours runs (``silence_server_access``), and
+a server's own report of an exception the access log has already written with its traceback
+(uvicorn's "Exception in ASGI application") is left out of the stream (:func:`mark_logged`).
 """
 
 from __future__ import annotations
@@ -30,7 +36,17 @@ from ops_observe.logging.stream import (
 from ops_observe.redaction import get_redactor
 from ops_observe.root import Settings
 
-__all__ = ["SERVER_LOGGERS", "InterceptHandler", "active", "build_stream", "configure", "reset"]
+__all__ = [
+    "SERVER_ACCESS_LOGGER",
+    "SERVER_LOGGERS",
+    "InterceptHandler",
+    "active",
+    "build_stream",
+    "configure",
+    "mark_logged",
+    "reroute",
+    "reset",
+]
 
 SERVER_LOGGERS = (
     "uvicorn",
@@ -41,7 +57,14 @@ SERVER_LOGGERS = (
     "hypercorn.error",
     "hypercorn.access",
 )
-"""Loggers that servers give their own handlers; theirs are taken off so they propagate to ours."""
+"""Loggers that servers give their own handlers (looked at even before they exist); like every
+logger's, their console handlers are taken off so they propagate to ours."""
+
+SERVER_ACCESS_LOGGER = "uvicorn.access"
+"""uvicorn's access log, silenced while the suite's access log runs (``logging.keep_server_access_log``)."""
+
+_SERVER_LOGGERS = frozenset(SERVER_LOGGERS)
+_LOGGED = "_ops_observe_logged"
 
 active: JsonStream | None = None
 """The installed stream, read by the suite's loggers and the access log on each line; ``None`` before
@@ -69,6 +92,10 @@ class InterceptHandler(logging.Handler):
             level: str | int = record.levelname if record.levelname in LEVELS else record.levelno
             fields = {k: v for k, v in record.__dict__.items() if k not in _RECORD_ATTRS}
             exc = record.exc_info if record.exc_info and record.exc_info[0] is not None else None
+            if exc is not None and record.name in _SERVER_LOGGERS and getattr(exc[1], _LOGGED, False):
+                # The server's report of an exception the access log wrote already, with the
+                # request's correlation id and the same traceback: the same failure twice.
+                return
             stream = active
             if stream is not None:
                 # Straight into the stream, like the suite's own lines: a loguru record would
@@ -88,12 +115,22 @@ class _Installation:
     section: LoggingSettings
     service: str
     sink: Any
+    silence_server_access: bool
     stream: JsonStream
     handler_id: int
     removed_default: bool
     root_handlers: list[logging.Handler] | None = None
     root_level: int = logging.WARNING
-    server_loggers: dict[str, tuple[list[logging.Handler], bool]] = field(default_factory=dict)
+    # Each logger whose console handlers were taken off: its handlers and propagation before.
+    rerouted: dict[str, tuple[list[logging.Handler], bool]] = field(default_factory=dict)
+    access_filter: logging.Filter | None = None
+
+
+class _Silence(logging.Filter):
+    """Drops every record of the logger it is added to (uvicorn's access log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
 
 
 _installed: _Installation | None = None
@@ -101,13 +138,16 @@ _lock = threading.Lock()
 _default_id = 0
 
 
-def configure(settings: Settings, *, sink: Any = None) -> JsonStream:
+def configure(settings: Settings, *, sink: Any = None, silence_server_access: bool = False) -> JsonStream:
     """Install the JSON stream configured by ``settings.logging``; returns it.
 
     Args:
         settings: The root settings (``service_name`` goes on every line as ``service``).
         sink: Overrides ``settings.logging.sink``: a text stream (anything with ``write``), a
             function taking each line, or a path. For tests and benchmarks.
+        silence_server_access: Silence uvicorn's access log (``uvicorn.access``) with a filter on
+            that logger, nothing else changed: the feature asks for it when the suite's access
+            log runs, unless ``logging.keep_server_access_log`` is true.
     """
     global _installed, active
     section = settings.logging
@@ -117,6 +157,7 @@ def configure(settings: Settings, *, sink: Any = None) -> JsonStream:
             and _installed.section == section
             and _installed.service == settings.service_name
             and _installed.sink is sink
+            and _installed.silence_server_access == silence_server_access
         ):
             return _installed.stream
         # Replacing an installation: loguru's default handler stays removed (it was ours to remove).
@@ -129,9 +170,16 @@ def configure(settings: Settings, *, sink: Any = None) -> JsonStream:
         handler_id = logger.add(
             stream.sink, level=section.level, format=renderer.format, colorize=False, backtrace=False, diagnose=False
         )
-        installation = _Installation(section, settings.service_name, sink, stream, handler_id, removed_default)
+        installation = _Installation(
+            section, settings.service_name, sink, silence_server_access, stream, handler_id, removed_default
+        )
         if section.stdlib:
             _route_stdlib(installation, LEVELS[section.root_level] if section.root_level else None)
+        if silence_server_access:
+            # A filter on the logger, not its level or handlers: what the user set stays as it
+            # is, and the filter survives uvicorn's dictConfig (uvicorn.run() after wrap()).
+            installation.access_filter = _Silence()
+            logging.getLogger(SERVER_ACCESS_LOGGER).addFilter(installation.access_filter)
         _installed = installation
         active = stream
         return stream
@@ -155,6 +203,32 @@ def reset() -> None:
     """Remove the JSON stream and restore loguru and ``logging`` as they were before :func:`configure`."""
     with _lock:
         _reset_locked()
+
+
+def reroute() -> None:
+    """Take console handlers off the loggers configured since :func:`configure` (it did the others).
+
+    Run at the app's lifespan startup: by then the server has configured its logging even when it
+    did so after ``wrap()`` (``uvicorn.run(app)`` in the app's module), and so has a framework set
+    up late. Nothing happens without an installation routing the standard library.
+    """
+    with _lock:
+        if _installed is not None and _installed.root_handlers is not None:
+            _take_console_handlers(_installed)
+
+
+def mark_logged(exc: BaseException) -> None:
+    """Note that ``exc`` was written to the stream with its traceback, on a request's line.
+
+    The server's own report of that very exception (uvicorn's "Exception in ASGI application",
+    logged after the request's context is gone) is then left out of the stream. The mark is an
+    attribute on the exception: exceptions cannot be weakly referenced, and a table holding them
+    would keep their frames alive.
+    """
+    try:
+        setattr(exc, _LOGGED, True)
+    except Exception:  # an exception class refusing attributes: its report stays, nothing lost
+        pass
 
 
 def _writer(section: LoggingSettings, sink: Any) -> Writer:
@@ -193,10 +267,12 @@ def _reset_locked(*, restore_default: bool = True) -> bool:
         root = logging.getLogger()
         root.handlers = installation.root_handlers
         root.setLevel(installation.root_level)
-    for name, (handlers, propagate) in installation.server_loggers.items():
+    for name, (handlers, propagate) in installation.rerouted.items():
         named = logging.getLogger(name)
         named.handlers = handlers
         named.propagate = propagate
+    if installation.access_filter is not None:
+        logging.getLogger(SERVER_ACCESS_LOGGER).removeFilter(installation.access_filter)
     if installation.removed_default and restore_default:
         _default_id = logger.add(sys.stderr)
         return False
@@ -222,14 +298,22 @@ def _route_stdlib(installation: _Installation, level: int | None) -> None:
     root.handlers = [InterceptHandler(), *(h for h in root.handlers if not _is_console(h))]
     if level is not None:  # only when the settings ask: the process's own level is the user's
         root.setLevel(level)
-    for name in SERVER_LOGGERS:
+    _take_console_handlers(installation)
+
+
+def _take_console_handlers(installation: _Installation) -> None:
+    # Every logger, not only the servers': Django's "django" logger prints to stderr (DEBUG = True)
+    # and propagates, so each of its records would come out twice, once as plain text.
+    known = logging.Logger.manager.loggerDict
+    names = sorted({*SERVER_LOGGERS, *(n for n, v in list(known.items()) if isinstance(v, logging.Logger))})
+    for name in names:
         named = logging.getLogger(name)
         console = [h for h in named.handlers if _is_console(h)]
         if not console:
             # Nothing printed here, or silenced on purpose (uvicorn --no-access-log clears the
             # handlers of uvicorn.access and stops its propagation): left as it is.
             continue
-        installation.server_loggers[name] = (list(named.handlers), named.propagate)
+        installation.rerouted.setdefault(name, (list(named.handlers), named.propagate))
         named.handlers = [h for h in named.handlers if h not in console]
         named.propagate = True
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -150,6 +151,41 @@ def test_a_crash_is_logged_with_the_exception_and_re_raised(lines: Lines) -> Non
     line = access(lines)[0]
     assert (line["status"], line["level"], line["error"]) == (500, "ERROR", "ValueError")
     assert line["exception"]["message"] == "broken for [REDACTED:email]"
+
+
+def test_the_servers_report_of_a_logged_crash_is_left_out(lines: Lines) -> None:
+    """uvicorn logs "Exception in ASGI application" with the exception once the app raised: the
+    access line has it already, with the request's context, so that record is not written again."""
+    lines.install()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise ValueError("broken")
+
+    with pytest.raises(ValueError) as raised:
+        call_raw(AccessLogMiddleware(app))
+    uvicorn = logging.getLogger("uvicorn.error")
+    uvicorn.error("Exception in ASGI application\n", exc_info=raised.value)  # as uvicorn does
+    other = ValueError("not one the access log wrote")
+    uvicorn.error("Exception in ASGI application\n", exc_info=other)
+    logging.getLogger("app.outer").error("the app's own line about it", exc_info=raised.value)
+    with_exception = [(d["logger"], d["exception"]["message"]) for d in lines.parsed() if "exception" in d]
+    assert with_exception == [
+        ("ops_observe.access", "broken"),
+        ("uvicorn.error", "not one the access log wrote"),
+        ("app.outer", "broken"),  # not a server's report: the app's own, kept
+    ]
+
+
+def test_a_crash_not_written_keeps_the_servers_report(lines: Lines) -> None:
+    lines.install({"logging": {"level": "CRITICAL"}})  # the ERROR access line is below the level
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise ValueError("broken")
+
+    with pytest.raises(ValueError) as raised:
+        call_raw(AccessLogMiddleware(app))
+    logging.getLogger("uvicorn.error").critical("Exception in ASGI application\n", exc_info=raised.value)
+    assert [d["logger"] for d in lines.parsed()] == ["uvicorn.error"]
 
 
 def test_a_crash_after_the_response_started_is_an_error_line(lines: Lines) -> None:

@@ -167,18 +167,58 @@ def test_log_call_sync(lines: Lines) -> None:
     assert called["message"] == "test_log_call_sync.<locals>.charge called" and called["level"] == "DEBUG"
     assert called["arguments"] == {"customer_email": "[REDACTED:email]", "amount": 21, "password": "[REDACTED:secret]"}
     assert called["function"] == "charge" and called["file"] == "test_log_render.py".replace("render", "api")
-    assert returned["duration_ms"] >= 0 and "result" not in returned
+    assert returned["duration_ms"] >= 0 and "result" not in returned and returned["level"] == "INFO"
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_log_call_writes_the_exit_line_at_the_default_level(lines: Lines, is_async: bool) -> None:
+    """At the default level (INFO) a decorated call is seen: its exit line, with its duration."""
+    lines.install()
+
+    def double(x: int) -> int:
+        return x * 2
+
+    async def double_async(x: int) -> int:
+        return x * 2
+
+    if is_async:
+        assert asyncio.run(log_call(double_async)(21)) == 42
+    else:
+        assert log_call(double)(21) == 42
+    (returned,) = lines.parsed()
+    assert returned["message"].endswith(" returned") and returned["level"] == "INFO"
+    assert returned["duration_ms"] >= 0 and "arguments" not in returned
+
+
+def test_log_call_levels_are_configurable(lines: Lines) -> None:
+    lines.install({"logging": {"level": "DEBUG"}})
+
+    @log_call(level="WARNING", entry_level="INFO")
+    def noisy(x: int) -> int:
+        return x
+
+    @log_call(level=10, entry_level=5)  # numbers too: DEBUG, and TRACE (under the stream's DEBUG)
+    def quiet(x: int) -> int:
+        return x
+
+    noisy(1)
+    quiet(2)
+    assert [(d["message"].rsplit(" ", 1)[-1], d["level"]) for d in lines.parsed()] == [
+        ("called", "INFO"),
+        ("returned", "WARNING"),
+        ("returned", "DEBUG"),
+    ]
 
 
 def test_log_call_async_with_options_and_an_exception(lines: Lines) -> None:
-    lines.install()
+    lines.install({"logging": {"level": "DEBUG"}})
     log = get_logger("jobs")
 
-    @log_call(level="INFO", logger=log, result=True)
+    @log_call(logger=log, result=True)
     async def compute(x: int) -> dict[str, str]:
         return {"token": "abc", "x": str(x)}
 
-    @log_call(level="INFO", arguments=False)
+    @log_call(arguments=False)
     async def explode(secret: str) -> None:
         raise RuntimeError("boom")
 
@@ -190,10 +230,11 @@ def test_log_call_async_with_options_and_an_exception(lines: Lines) -> None:
     asyncio.run(main())
     parsed = lines.parsed()
     assert [d["message"].rsplit(" ", 1)[-1] for d in parsed] == ["called", "returned", "called", "RuntimeError"]
+    assert [d["level"] for d in parsed] == ["DEBUG", "INFO", "DEBUG", "ERROR"]
     assert parsed[1]["result"] == {"token": "[REDACTED:secret]", "x": "1"} and parsed[1]["logger"] == "jobs"
     assert "arguments" not in parsed[2]
     failed = parsed[3]
-    assert failed["level"] == "ERROR" and failed["exception"]["type"] == "RuntimeError"
+    assert failed["exception"]["type"] == "RuntimeError"
     assert failed["exception"]["message"] == "boom" and failed["duration_ms"] >= 0
     assert "s3cret" not in "".join(lines.raw)
 

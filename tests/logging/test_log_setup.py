@@ -127,6 +127,95 @@ def test_reset_restores_loguru_and_logging() -> None:
         uvicorn.propagate = True
 
 
+def test_console_handlers_come_off_every_logger_and_go_back() -> None:
+    """Django's ``django`` logger prints to stderr and propagates: each record would be written
+    twice. Console handlers come off every logger; others (a file, an e-mail handler) stay."""
+    django = logging.getLogger("django")
+    console = logging.StreamHandler(sys.stderr)
+    mail = logging.NullHandler()
+    django.handlers = [console, mail]
+    mine = logging.getLogger("mine.cli")
+    mine_console = logging.StreamHandler(sys.stdout)
+    mine.addHandler(mine_console)
+    mine.propagate = False
+    try:
+        lines = Lines()
+        lines.install()
+        assert django.handlers == [mail] and django.propagate is True
+        assert mine.handlers == [] and mine.propagate is True
+        django.warning("Not Found: /nope/")
+        mine.warning("progress")
+        assert [d["logger"] for d in lines.parsed()] == ["django", "mine.cli"]
+        setup.reset()
+        assert django.handlers == [console, mail]
+        assert mine.handlers == [mine_console] and mine.propagate is False
+    finally:
+        django.handlers = []
+        mine.handlers = []
+        mine.propagate = True
+
+
+def test_reroute_takes_off_console_handlers_added_after_configure(lines: Lines) -> None:
+    """``uvicorn.run(app)`` after ``wrap()``: uvicorn's dictConfig puts its handlers back; the
+    lifespan startup hook takes them off again, and reset puts them back."""
+    uvicorn = logging.getLogger("uvicorn")
+    before = list(uvicorn.handlers), uvicorn.propagate
+    lines.install()
+    late = logging.StreamHandler(sys.stderr)
+    uvicorn.handlers = [late]
+    uvicorn.propagate = False
+    try:
+        setup.reroute()
+        assert uvicorn.handlers == [] and uvicorn.propagate is True
+        setup.reroute()  # idempotent
+        setup.reset()
+        setup.reroute()  # nothing installed: nothing done
+        assert uvicorn.handlers == [late] and uvicorn.propagate is False
+    finally:
+        uvicorn.handlers, uvicorn.propagate = before
+
+
+@pytest.mark.parametrize(
+    ("settings", "silenced"),
+    [
+        ({"middleware": ["correlation", "logging"]}, True),
+        ({"middleware": ["correlation", "logging"], "logging": {"keep_server_access_log": True}}, False),
+        ({"middleware": ["correlation"], "logging": {"enabled": True}}, False),  # no access log of ours
+    ],
+    ids=["access-log", "kept", "no-access-log"],
+)
+def test_uvicorns_access_log_is_silenced_while_ours_runs(
+    capsys: pytest.CaptureFixture[str], settings: dict[str, Any], silenced: bool
+) -> None:
+    access = logging.getLogger("uvicorn.access")
+    access.setLevel(logging.INFO)
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    keep = Keep()
+    access.addHandler(keep)
+    handlers, level, propagate = list(access.handlers), access.level, access.propagate
+    try:
+        ops_observe.wrap(
+            lambda scope, receive, send: None,
+            settings={**settings, "logging": {"sink": "stdout", **settings.get("logging", {})}},
+        )
+        access.info('127.0.0.1:5555 - "GET / HTTP/1.1" 200')
+        assert seen == ([] if silenced else ['127.0.0.1:5555 - "GET / HTTP/1.1" 200'])
+        # Nothing else of the logger changed: a filter is all.
+        assert (access.handlers, access.level, access.propagate) == (handlers, level, propagate)
+        feature.uninstall()
+        access.info("after")
+        assert seen[-1] == "after" and access.filters == []
+    finally:
+        access.removeHandler(keep)
+        access.setLevel(logging.NOTSET)
+        capsys.readouterr()
+
+
 def test_stdlib_routing_can_be_turned_off(lines: Lines) -> None:
     lines.install({"logging": {"stdlib": False}})
     assert not any(isinstance(h, setup.InterceptHandler) for h in logging.getLogger().handlers)
