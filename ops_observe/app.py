@@ -12,7 +12,7 @@ from asgiref.compatibility import guarantee_single_callable
 
 from ops_observe import plugins, request
 from ops_observe.app_paths import app_serves
-from ops_observe.current import serving, set_default
+from ops_observe.current import serving, set_default, sole
 from ops_observe.routes import is_django_app
 from ops_observe.settings import Settings, load_settings
 from ops_observe.stack import build_stack
@@ -47,8 +47,10 @@ class EndpointRouter:
             facts = request.current()
             if facts is not None and facts.scope is scope:
                 path = facts.path  # stripped of the root path once, for every middleware
-            else:
+            elif scope.get("root_path"):
                 path = request.app_path(scope)
+            else:
+                path = scope["path"]
             endpoint = self.endpoints.get(path)
             if endpoint is not None:
                 await endpoint(scope, receive, send)
@@ -80,6 +82,9 @@ class ObservedApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
+            return
+        if sole(self.suite):  # the only wrapped app alive is the default: nothing to make current
+            await self.stack(scope, receive, send)
             return
         token = serving.set(self.suite)
         try:

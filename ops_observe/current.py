@@ -4,6 +4,10 @@
 suite of the wrapped app serving the current request (set by :class:`ops_observe.app.ObservedApp`
 for each request, so two wrapped apps serving at once stay apart), else the process default: the
 most recently wrapped app still alive.
+
+While one wrapped app is alive in the process (the usual case), it is the default, so serving a
+request needs no context variable set: :func:`sole` tells the app so, and it skips that per-request
+step. The moment a second app is wrapped, every request sets :data:`serving` again.
 """
 
 from __future__ import annotations
@@ -15,22 +19,48 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ops_observe.suite import Suite
 
-__all__ = ["current_suite", "serving", "set_default"]
+__all__ = ["current_suite", "serving", "set_default", "sole"]
 
 serving: ContextVar[Suite | None] = ContextVar("ops_observe_serving_suite", default=None)
 """The suite of the app serving the current request."""
 
-_default: list[weakref.ref[Suite]] = []
+# Every wrapped app's suite, oldest first, held weakly (a wrapped app is not kept alive by this).
+_wrapped: list[weakref.ref[Suite]] = []
+# The one suite alive while there is exactly one, else a dead reference; read on every request.
+_sole: list[weakref.ref[Suite] | None] = [None]
 
 
 def current_suite() -> Suite | None:
-    """The serving app's suite, else the most recently wrapped app's, else ``None``."""
+    """The serving app's suite, else the most recently wrapped app's that is still alive, else ``None``."""
     suite = serving.get()
     if suite is not None:
         return suite
-    return _default[0]() if _default else None
+    for ref in reversed(_wrapped):
+        suite = ref()
+        if suite is not None:
+            return suite
+    return None
 
 
 def set_default(suite: Suite) -> None:
     """Make ``suite`` the process default (each ``wrap()`` does; the app is not kept alive by it)."""
-    _default[:] = [weakref.ref(suite)]
+    _wrapped.append(weakref.ref(suite, _forget))
+    _recount()
+
+
+def sole(suite: Suite) -> bool:
+    """Whether ``suite`` is the only wrapped app's alive, hence the default without being set."""
+    ref = _sole[0]
+    return ref is not None and ref() is suite
+
+
+def _forget(dead: weakref.ref[Suite]) -> None:
+    # A weakref callback: the suite is gone (its reference already reads None).
+    if dead in _wrapped:
+        _wrapped.remove(dead)
+    _recount()
+
+
+def _recount() -> None:
+    alive = [ref for ref in _wrapped if ref() is not None]
+    _sole[0] = alive[0] if len(alive) == 1 else None
