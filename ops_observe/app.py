@@ -12,7 +12,7 @@ from asgiref.compatibility import guarantee_single_callable
 
 from ops_observe import plugins, request
 from ops_observe.app_paths import app_serves
-from ops_observe.current import serving, set_default, sole
+from ops_observe.current import SOLE, serving, set_default
 from ops_observe.routes import is_django_app
 from ops_observe.settings import Settings, load_settings
 from ops_observe.stack import build_stack
@@ -83,7 +83,8 @@ class ObservedApp:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        if sole(self.suite):  # the only wrapped app alive is the default: nothing to make current
+        sole = SOLE.ref
+        if sole is not None and sole() is self.suite:  # the only app alive is the default already
             await self.stack(scope, receive, send)
             return
         token = serving.set(self.suite)

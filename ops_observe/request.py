@@ -161,8 +161,11 @@ class RequestFacts:
         raw: str = scope["method"]
         self.raw_method = raw
         self.method = _LABELS.get(raw, OTHER_METHOD)
-        self.path = app_path(scope)
-        self.root_path: str = scope.get("root_path", "")
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        # app_path(scope), inline: this runs on every request.
+        self.path = path[len(root_path) :] if root_path and path.startswith(root_path) else path
+        self.root_path = root_path
         self.django = django
         self.start = _perf()
         self.response_status = 0
