@@ -25,13 +25,15 @@ def setting(
     secret: bool = False,
     factory: Callable[[], Any] | None = None,
     rest: bool = False,
+    key: str | None = None,
 ) -> Any:
     """Declare one setting: its default, a one-line doc, an optional check raising ``ValueError``.
 
     ``secret`` masks the value wherever settings are shown; ``rest`` marks the mapping that
-    collects the keys a section does not declare (a health check's own options).
+    collects the keys a section does not declare (a health check's own options); ``key`` is the
+    key in the file when it cannot be the field's name (``for``, a Python keyword).
     """
-    metadata = {"doc": doc, "check": check, "secret": secret, "rest": rest}
+    metadata = {"doc": doc, "check": check, "secret": secret, "rest": rest, "key": key or ""}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -43,6 +45,11 @@ def iter_fields(cls: type) -> Iterator[tuple[dataclasses.Field[Any], Any]]:
     for field in dataclasses.fields(cls):
         if "doc" in field.metadata:
             yield field, hints[field.name]
+
+
+def key_of(field: dataclasses.Field[Any]) -> str:
+    """The key a field is read from and shown as: its ``key`` when declared, else its name."""
+    return str(field.metadata.get("key") or field.name)
 
 
 def _hints(cls: type) -> dict[str, Any]:

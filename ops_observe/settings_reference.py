@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from ops_observe.root import Settings, section_classes
-from ops_observe.schema import describe_type, iter_fields
+from ops_observe.schema import describe_type, iter_fields, key_of
 
 INTRO = """# Settings reference
 
@@ -46,12 +46,12 @@ def _section(cls: type, table: str, parts: list[str]) -> None:
     nested: list[tuple[type, str]] = []
     for field, tp in iter_fields(cls):
         if dataclasses.is_dataclass(tp):
-            nested.append((tp, f"{table}.{field.name}"))  # type: ignore[arg-type]
+            nested.append((tp, f"{table}.{key_of(field)}"))  # type: ignore[arg-type]
             continue
         item = _mapping_item(tp)
         if item is not None:
-            nested.append((item, f"{table}.{field.name}.NAME"))
-        parts.append(f"| `{field.name}` | {describe_type(tp)} | {_default(field)} | {field.metadata['doc']} |")
+            nested.append((item, f"{table}.{key_of(field)}.NAME"))
+        parts.append(f"| `{key_of(field)}` | {describe_type(tp)} | {_default(field)} | {field.metadata['doc']} |")
     parts.append("")
     for sub, name in nested:
         _section(sub, name, parts)

@@ -24,6 +24,10 @@ from ops_observe.current import current_suite
 STATE_KEY = "metrics"
 """``suite.state[STATE_KEY]`` holds a wrapped app's :class:`~ops_observe.metrics.catalog.Catalog`."""
 
+SCRAPE_HOOKS = "metrics.scrape_hooks"
+"""``suite.state[SCRAPE_HOOKS]``: a list other features append callables to (before or after the metrics
+feature is installed); each runs before every scrape, in the thread that renders it, and must not raise."""
+
 
 def current() -> Any:
     """The catalog of the app serving this request, else of the most recently wrapped app.

@@ -28,13 +28,18 @@ import glob
 import logging
 import os
 import secrets
+import shutil
+import signal
+import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from prometheus_client import mmap_dict, multiprocess, values
 from prometheus_client.metrics import MetricWrapperBase
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -44,6 +49,9 @@ logger = logging.getLogger("ops_observe.metrics")
 MmapedDict: Any = mmap_dict.MmapedDict
 MultiProcessCollector: Any = multiprocess.MultiProcessCollector
 _MultiProcessValue: Any = values.MultiProcessValue
+
+RUN_PREFIX = "ops-observe-metrics-"
+"""The name prefix of the folders :func:`run_directory` makes in the temporary folder."""
 
 _LOCK = ".lock"
 _KEY = ".hash_key"
@@ -67,6 +75,10 @@ class Multiprocess:
         """What a scrape exposes: every worker's values, custom collectors, live workers' process metrics."""
         return _Combined(self.directory, registry, process_metrics)
 
+    def directory_collector(self, namespace: str) -> Collector:
+        """``<ns>_metrics_multiprocess_files`` and ``_bytes``: what every scrape reads, for an alert on its growth."""
+        return DirectoryCollector(self.directory, namespace)
+
 
 def setup(directory: str) -> Multiprocess:
     """Switch this process to multiprocess mode on ``directory``; wipe it if this run is new."""
@@ -88,6 +100,32 @@ def setup(directory: str) -> Multiprocess:
         with open(key_path, "rb") as fh:
             key = fh.read()
     return Multiprocess(directory, key)
+
+
+@contextlib.contextmanager
+def run_directory() -> Iterator[str]:
+    """A fresh directory for the workers of one run (``ops-observe serve --workers N``), removed after it.
+
+    The directory and everything in it is removed when the block ends: normally, on SIGINT (a
+    ``KeyboardInterrupt``), and on SIGTERM. uvicorn's supervisor takes both signals over while it
+    runs, stops its workers and returns; a SIGTERM that arrives before it has taken over (or after
+    it has returned) exits through ``SystemExit`` here instead of killing the process on the spot,
+    so the removal still runs. Only SIGKILL leaves the directory behind.
+    """
+    directory = tempfile.mkdtemp(prefix=RUN_PREFIX)
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # signals are the main thread's
+        previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        yield directory
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 @contextlib.contextmanager
@@ -171,6 +209,36 @@ def _merge(source: str, archive_path: str, how: str) -> None:
                 archive.write_value(key, value, timestamp)
     finally:
         archive.close()
+
+
+class DirectoryCollector(Collector):
+    """The number and total size of the value files in the multiprocess directory, read at each scrape.
+
+    Files of dead workers are merged and swept; a directory that keeps growing means they are
+    not (or that workers churn), and every scrape gets slower as it reads them all.
+    """
+
+    def __init__(self, directory: str, namespace: str) -> None:
+        self.directory = directory
+        self.namespace = namespace
+
+    def collect(self) -> Iterator[Metric]:
+        count, size = 0, 0
+        for path in glob.glob(os.path.join(self.directory, "*.db")):
+            with contextlib.suppress(FileNotFoundError):  # swept by another worker meanwhile
+                size += os.path.getsize(path)
+                count += 1
+        files = GaugeMetricFamily(
+            f"{self.namespace}_metrics_multiprocess_files", "Value files in the multiprocess metrics directory."
+        )
+        files.add_metric([], count)
+        total = GaugeMetricFamily(
+            f"{self.namespace}_metrics_multiprocess_bytes",
+            "Total size of the multiprocess metrics directory's value files.",
+        )
+        total.add_metric([], size)
+        yield files
+        yield total
 
 
 class _Combined(Collector):

@@ -99,6 +99,9 @@ def test_two_workers_exact_totals(server: tuple[str, subprocess.Popen[bytes]]) -
     assert process_pids >= pids
     assert value(text, f"{NS}_build_info", service="svc", version="dev", commit="unknown", build_date="unknown",
                  environment="development") == 1  # fmt: skip
+    # The directory every scrape reads is measured, for the suite pack's MultiprocessDirectoryGrowing.
+    assert (value(text, f"{NS}_metrics_multiprocess_files") or 0) >= 2
+    assert (value(text, f"{NS}_metrics_multiprocess_bytes") or 0) > 0
 
     # A worker dies; its counts stay in the totals after the master replaces it.
     victim = int(sorted(pids)[0])
