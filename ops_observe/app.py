@@ -14,7 +14,7 @@ from ops_observe import plugins, request
 from ops_observe.app_paths import app_serves
 from ops_observe.current import SOLE, serving, set_default
 from ops_observe.routes import is_django_app
-from ops_observe.settings import Settings, load_settings
+from ops_observe.settings import Settings, load_settings, validate
 from ops_observe.stack import build_stack
 from ops_observe.suite import Suite
 from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
@@ -62,7 +62,8 @@ class ObservedApp:
     """The wrapped app: the configured middlewares, the suite's endpoints, then the user's app."""
 
     def __init__(self, app: Any, settings: SettingsSource = None) -> None:
-        self.settings = load_settings(settings)
+        # Every plugin the settings name is resolved before any feature installs anything.
+        self.settings = validate(load_settings(settings))
         self.original = app
         self.app: ASGIApp = as_asgi3(app)
         self.suite = Suite(self.settings)

@@ -6,6 +6,7 @@ plugin is found, loaded and reported exactly like a first-party one.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 from collections.abc import Callable
@@ -64,14 +65,19 @@ def find(group: str) -> tuple[PluginSpec, ...]:
 
 
 def get(group: str, name: str) -> PluginSpec:
-    """The plugin called ``name`` in ``group``, or a :class:`PluginError` listing the installed ones."""
+    """The plugin called ``name`` in ``group``; else a :class:`PluginError` saying "did you mean"."""
     specs = find(group)
     for spec in specs:
         if spec.name == name:
             return spec
-    names = ", ".join(s.name for s in specs)
-    hint = f"; installed: {names}" if names else "; none is installed"
-    raise PluginError(NOT_INSTALLED.format(group=group, name=name, hint=hint))
+    raise PluginError(NOT_INSTALLED.format(group=group, name=name, hint=_hint(name, [s.name for s in specs])))
+
+
+def _hint(name: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; installed: {', '.join(names)}" if names else "; none is installed"
 
 
 def import_from_string(path: str) -> Any:

@@ -24,6 +24,15 @@ Where the template comes from:
   from the route tree (computed once per top router and kept on it), so a mount path parameter
   stays a template (``"/t/{tenant}/users/{id}"``).
   A 405 (path matched, method did not) still gives the route's template.
+* FastAPI's own router (recent versions; 0.165 is tested) sets ``scope["route"]`` only for its
+  ``APIRoute`` objects: a plain Starlette ``Route`` in a FastAPI app (its ``/docs``,
+  ``/openapi.json``, ``/docs/oauth2-redirect``, ``/redoc``, anything added with ``add_route``)
+  and a ``Mount`` of a plain ASGI app leave only ``scope["endpoint"]``. That endpoint is looked up
+  in the same route tree (every route's endpoint, every mount's app, by identity); an endpoint
+  served by several routes is told apart by which of them matches the request. For a route of a
+  router included with ``include_router(prefix=...)``, FastAPI keeps the original, unprefixed
+  route in ``scope["route"]`` and the prefixed one in its request context (``scope["fastapi"]``),
+  which is read first.
 * Django: ``django.urls.resolve()`` on the path, when Django is imported and configured (or
   when the caller says the app is Django: ``django=is_django_app(app)``, computed once), giving
   the route pattern with a leading slash (``"/items/<int:pk>/"``). Results are cached per path in
@@ -66,14 +75,29 @@ def route_template(scope: Scope, root_path: str | None = None, *, django: bool |
     if explicit is not None:
         return str(explicit)
     route = scope.get("route")
+    mount = False
     if route is not None:
-        return _starlette_template(scope, route, root_path)
+        mount = _is_mount(route)
+        if mount:
+            endpoint = scope.get("endpoint")
+            if endpoint is not None and getattr(route, "app", None) is not endpoint:
+                # The mounted app's router did not record the route it went on to (a FastAPI app
+                # mounted in a Starlette one, serving a plain Route): the endpoint is the current one.
+                route = None
+    if "fastapi" in scope:
+        included = _fastapi_included_route(scope, route, scope.get("endpoint"))
+        if included is not None:
+            return _starlette_template(scope, included, root_path, _is_mount(included))
+    if route is not None:
+        return _starlette_template(scope, route, root_path, mount)
+    endpoint = scope.get("endpoint")
+    if endpoint is not None:
+        router = scope.get("router")
+        if router is not None:
+            return _safe(_endpoint_template, scope, endpoint, router)
     if django is False or (django is None and "django.urls" not in sys.modules):
         return None
-    try:
-        return _django_template(scope)
-    except Exception:  # a broken URLconf must not break the request being recorded
-        return None
+    return _safe(_django_template, scope)
 
 
 def is_django_app(app: object) -> bool:
@@ -88,11 +112,19 @@ def is_django_app(app: object) -> bool:
     return False
 
 
-def _starlette_template(scope: Scope, route: Any, root_path: str | None) -> str | None:
+def _safe(resolve: Any, *args: Any) -> str | None:
+    try:
+        result = resolve(*args)
+    except Exception:  # a broken URLconf or an odd route object must not break the request being recorded
+        return None
+    return result if isinstance(result, str) else None
+
+
+def _starlette_template(scope: Scope, route: Any, root_path: str | None, mount: bool) -> str | None:
     path_format = getattr(route, "path_format", None)
     if not isinstance(path_format, str):
         return None
-    if _is_mount(route) and getattr(route, "routes", None):
+    if mount and getattr(route, "routes", None):
         return None  # the request reached a mounted router, but none of its routes matched
     grown = scope.get("root_path", "")
     before = root_path if root_path is not None else scope.get("app_root_path", grown)
@@ -102,55 +134,146 @@ def _starlette_template(scope: Scope, route: Any, root_path: str | None) -> str 
     # mount, so prefer the templates of the router tree, computed once per top router.
     router = scope.get("router")
     if router is not None:
-        table = _mount_table(router)
-        if id(route) not in table:
-            table = _mount_table(router, rebuild=True)
-        full = table.get(id(route))
+        index = _route_index(router)
+        if id(route) not in index.templates:
+            index = _route_index(router, rebuild=True)
+        full = index.templates.get(id(route))
         if full is not None:
             return full
     prefix = grown[len(before) :] if grown.startswith(before) else ""
-    if _is_mount(route):
+    if mount:
         return path_format
     return prefix + path_format
 
 
-_TABLE_ATTR = "_ops_observe_route_templates"
+def _fastapi_included_route(scope: Scope, route: Any, endpoint: Any) -> Any:
+    """The prefixed route of a router FastAPI included with ``include_router``, or ``None``.
 
-
-def _mount_table(router: Any, rebuild: bool = False) -> dict[int, str | None]:
-    """Full template of every route in ``router``'s tree by ``id(route)``, mount prefixes included.
-
-    Kept on the router object itself, so it lives and dies with it. A route reachable twice (the
-    same sub-app mounted at two paths) is ambiguous and maps to ``None``.
+    FastAPI (recent versions) keeps the route as declared (without the include prefix) in
+    ``scope["route"]``, and the request's effective route (prefix included) in its own part of the
+    scope. That context outlives the route it names when a mount is crossed further in, so it is
+    used only while it is about the route (or the endpoint) the request ended at.
     """
-    table: dict[int, str | None] | None = None if rebuild else getattr(router, _TABLE_ATTR, None)
-    if table is None:
-        table = {}
-        _walk(getattr(router, "routes", ()), "", table, 0)
+    fastapi_scope = scope.get("fastapi")
+    context = fastapi_scope.get("effective_route_context") if isinstance(fastapi_scope, dict) else None
+    if context is None:
+        return None
+    original = getattr(context, "original_route", None)
+    if route is not None:
+        if original is not route:
+            return None
+    elif endpoint is None or (
+        getattr(original, "endpoint", None) is not endpoint and getattr(original, "app", None) is not endpoint
+    ):
+        return None
+    effective = getattr(context, "starlette_route", None) or context
+    return effective if isinstance(getattr(effective, "path_format", None), str) else None
+
+
+def _endpoint_template(scope: Scope, endpoint: Any, router: Any) -> str | None:
+    """The template of the route (or mount) of ``router``'s tree whose endpoint (or app) is ``endpoint``."""
+    index = _route_index(router)
+    candidates = index.endpoints.get(id(endpoint))
+    if candidates is None:
+        if id(endpoint) in index.misses:
+            return None
+        index = _route_index(router, rebuild=True)
+        candidates = index.endpoints.get(id(endpoint))
+        if candidates is None:
+            index.miss(endpoint)
+            return None
+    if len(candidates) == 1:
+        return candidates[0][1]
+    # One endpoint behind several routes: the one that matches this request (FULL, or PARTIAL for
+    # a 405) names it; several matching with different templates is ambiguous.
+    found = {full for route, full in candidates if _matches(route, scope)}
+    return found.pop() if len(found) == 1 else None
+
+
+def _matches(route: Any, scope: Scope) -> bool:
+    match, _ = route.matches(scope)
+    return bool(getattr(match, "value", match) != 0)  # 0: starlette.routing.Match.NONE
+
+
+_TABLE_ATTR = "_ops_observe_route_templates"
+_MAX_MISSES = 256
+
+
+class _RouteIndex:
+    """The route tree of one top router: full templates by route, and routes by endpoint.
+
+    Keys are ``id()`` of objects the index itself holds (the routes, their endpoints, and the
+    remembered misses), so an id cannot be reused by another object while the index lives.
+    """
+
+    __slots__ = ("endpoints", "misses", "templates")
+
+    def __init__(self) -> None:
+        self.templates: dict[int, str | None] = {}
+        """Full template (mount prefixes included) by ``id(route)``; ``None``: reachable twice, ambiguous."""
+        self.endpoints: dict[int, list[tuple[Any, str | None]]] = {}
+        """``(route, template)`` by ``id(endpoint)``; ``None`` for a mounted router (no route of it matched)."""
+        self.misses: dict[int, Any] = {}
+        """Endpoints found in no route even after a rebuild (a ``Host``'s app), kept so as not to rebuild again."""
+
+    def miss(self, endpoint: Any) -> None:
+        if len(self.misses) < _MAX_MISSES:
+            self.misses[id(endpoint)] = endpoint
+
+
+def _route_index(router: Any, rebuild: bool = False) -> _RouteIndex:
+    """The index of ``router``'s tree, kept on the router object itself, so it lives and dies with it."""
+    index = None if rebuild else getattr(router, _TABLE_ATTR, None)
+    if not isinstance(index, _RouteIndex):
+        index = _RouteIndex()
+        _walk(getattr(router, "routes", ()), "", index, 0)
         try:
-            setattr(router, _TABLE_ATTR, table)
-        except AttributeError:  # a router with __slots__: recomputed each time a mount is crossed
+            setattr(router, _TABLE_ATTR, index)
+        except AttributeError:  # a router with __slots__: recomputed each time it is needed
             pass
-    return table
+    return index
 
 
-def _walk(routes: Any, prefix: str, table: dict[int, str | None], depth: int) -> None:
+def _walk(routes: Any, prefix: str, index: _RouteIndex, depth: int) -> None:
     if depth > 16:  # a sub-app mounted inside itself
         return
     for route in routes:
         path_format = getattr(route, "path_format", None)
         if not isinstance(path_format, str):
+            contexts = getattr(route, "effective_route_contexts", None)
+            if callable(contexts):  # a router FastAPI included: its routes with the include prefix
+                try:
+                    effective = [getattr(c, "starlette_route", None) or c for c in contexts()]
+                except Exception:  # FastAPI's internals moved: those routes stay unresolved
+                    continue
+                _walk(effective, prefix, index, depth + 1)
             continue
         key = id(route)
         full = prefix + path_format
-        table[key] = None if key in table and table[key] != full else full
-        if _is_mount(route):
+        templates = index.templates
+        templates[key] = None if key in templates and templates[key] != full else full
+        mount = _is_mount(route)
+        sub_routes = getattr(route, "routes", None) if mount else None
+        target = getattr(route, "app", None) if mount else getattr(route, "endpoint", None)
+        if target is not None:
+            index.endpoints.setdefault(id(target), []).append((route, None if sub_routes else full))
+        if mount:
             mount_prefix = path_format.removesuffix("/{path}")
-            _walk(getattr(route, "routes", ()), prefix + mount_prefix, table, depth + 1)
+            _walk(sub_routes or (), prefix + mount_prefix, index, depth + 1)
+
+
+_MOUNT_TYPES: dict[type, bool] = {}
 
 
 def _is_mount(route: Any) -> bool:
-    return type(route).__name__ == "Mount" or (hasattr(route, "routes") and hasattr(route, "app"))
+    """Whether ``route`` hands requests on to routes of its own (``Mount``, ``Host``), decided once per class."""
+    cls = type(route)
+    known = _MOUNT_TYPES.get(cls)
+    if known is None:
+        known = cls.__name__ == "Mount" or (hasattr(route, "routes") and hasattr(route, "app"))
+        if len(_MOUNT_TYPES) < 256:
+            _MOUNT_TYPES[cls] = known
+    return known
 
 
 def _django_template(scope: Scope) -> str | None:

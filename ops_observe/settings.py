@@ -18,9 +18,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
+from ops_observe import plugins
 from ops_observe.errors import SettingsError
 from ops_observe.root import Settings, section_classes
-from ops_observe.schema import describe_type, iter_fields
+from ops_observe.schema import describe_type, iter_fields, key_of
+from ops_observe.stack import resolve_middleware
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,6 +37,7 @@ __all__ = [
     "iter_fields",
     "load_settings",
     "to_dict",
+    "validate",
 ]
 
 ENV_VAR = "OPS_OBSERVE_SETTINGS"
@@ -68,20 +71,22 @@ def load_settings(source: Settings | Mapping[str, Any] | str | os.PathLike[str] 
     if source is None:
         env_file = os.environ.get(ENV_VAR)
         if env_file:
-            return _load_file(Path(env_file))
+            return _load_file(env_file)
         if Path(DEFAULT_FILE).is_file():
-            return _load_file(Path(DEFAULT_FILE))
+            return _load_file(DEFAULT_FILE)
         return _build_settings({}, "<defaults>")
     if isinstance(source, Mapping):
         data = source.get(TABLE, source) if set(source) == {TABLE} else source
         if not isinstance(data, Mapping):
             raise SettingsError("<dict>", TABLE, EXPECTED.format(expected="a table", value=data))
         return _build_settings(data, "<dict>")
-    return _load_file(Path(source))
+    return _load_file(source)
 
 
-def _load_file(path: Path) -> Settings:
-    name = str(path)
+def _load_file(source: str | os.PathLike[str]) -> Settings:
+    # Messages name the file exactly as the user gave it (not resolved, not made absolute).
+    name = os.fspath(source)
+    path = Path(source)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -148,27 +153,28 @@ def _build(cls: type[T], data: Any, key: str, source: str) -> T:
     if not isinstance(data, Mapping):
         raise SettingsError(source, key, EXPECTED.format(expected="a table", value=data))
     fields = list(iter_fields(cls))
-    names = [f.name for f, _ in fields]
+    names = [key_of(f) for f, _ in fields]
     rest_field = next((f for f, _ in fields if f.metadata["rest"]), None)
     values: dict[str, Any] = {}
     rest: dict[str, Any] = {}
     for name in data:
-        if not isinstance(name, str) or name not in names or (rest_field and name == rest_field.name):
+        if not isinstance(name, str) or name not in names or (rest_field and name == key_of(rest_field)):
             if rest_field is not None and isinstance(name, str):
                 rest[name] = data[name]
                 continue
             raise SettingsError(source, _join(key, name), UNKNOWN_KEY.format(key=name, hint=_hint(name, names)))
     for field, tp in fields:
         required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-        if required and field.name not in data:
-            raise SettingsError(source, _join(key, field.name), MISSING_KEY)
+        name = key_of(field)
+        if required and name not in data:
+            raise SettingsError(source, _join(key, name), MISSING_KEY)
         if field.metadata["rest"]:
             values[field.name] = types.MappingProxyType(rest)
             continue
-        if field.name not in data:
+        if name not in data:
             continue
-        path = _join(key, field.name)
-        value = _convert(tp, data[field.name], path, source)
+        path = _join(key, name)
+        value = _convert(tp, data[name], path, source)
         check = field.metadata["check"]
         if check is not None and value is not None:
             try:
@@ -248,6 +254,29 @@ def _expected(tp: Any, value: Any, key: str, source: str) -> SettingsError:
     return SettingsError(source, key, EXPECTED.format(expected=describe_type(tp), value=value))
 
 
+# -- validating ---------------------------------------------------------------------------------
+
+
+def validate(settings: Settings) -> Settings:
+    """Resolve every plugin the settings name and check its options; returns ``settings``.
+
+    The one validation step that ``wrap()`` and every ``ops-observe`` command run before anything
+    starts, beyond what :func:`load_settings` checks in the file itself: each ``middleware`` entry
+    is resolved (an alias through ``ops_observe.middleware``, or a dotted path imported), then each
+    feature that has a ``validate(settings)`` function checks the plugins its section names (the
+    health feature builds its checks against their classes' signatures, the alerts feature
+    resolves its packs and rule names). Raises :class:`SettingsError` naming the key, with "did
+    you mean" for a name that is close to an installed one.
+    """
+    for index, name in enumerate(settings.middleware):
+        resolve_middleware(name, settings.source, index)
+    for spec in plugins.find(plugins.FEATURES):
+        check = getattr(spec.load(), "validate", None)
+        if check is not None:
+            check(settings)
+    return settings
+
+
 # -- showing ------------------------------------------------------------------------------------
 
 
@@ -260,12 +289,12 @@ def to_dict(obj: Any, *, masked: bool = True) -> Any:
         for field, _ in iter_fields(type(obj)):
             value = getattr(obj, field.name)
             if masked and field.metadata["secret"] and value:
-                out[field.name] = "****"
+                out[key_of(field)] = "****"
             elif field.metadata["rest"]:
                 options = to_dict(value, masked=masked)
                 out.update(mask_secrets(options) if masked else options)
             else:
-                out[field.name] = to_dict(value, masked=masked)
+                out[key_of(field)] = to_dict(value, masked=masked)
         if isinstance(obj, Settings):
             out.update((name, to_dict(section, masked=masked)) for name, section in obj.sections.items())
         return out

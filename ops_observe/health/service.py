@@ -1,6 +1,7 @@
 """The health endpoints of one wrapped app, as plain ASGI callables, and shutdown draining.
 
-``<path>`` (liveness) touches no dependency and answers a body prebuilt at start-up.
+``<path>`` (liveness) touches no dependency and answers a body prebuilt at start-up. At lifespan
+start-up every check runs once, unreported (a warm-up: see :meth:`HealthService.startup`).
 ``<path>/ready`` runs the critical checks, ``<path>/detailed`` all checks plus system facts.
 ``/livez`` and ``/readyz`` answer like the Kubernetes API server (text, ``?verbose``,
 ``?exclude=``). JSON answers use ``application/health+json`` (the IETF draft's shape) when the
@@ -77,10 +78,30 @@ class HealthService:
 
     # -- lifespan ---------------------------------------------------------------------------------
 
-    def startup(self) -> None:
-        """Lifespan start-up: catch SIGTERM for draining."""
+    async def startup(self) -> None:
+        """Lifespan start-up: catch SIGTERM for draining, then warm the checks up.
+
+        The warm-up (:meth:`HealthChecks.warm_up`) runs every check once, concurrently, so that
+        the first probe does not report the one-off cost of first imports and connections. It is
+        bounded by the checks' timeouts (start-up takes at most the longest of them) and never
+        fails start-up: a check that fails here is only logged, and the first probe runs it again.
+        """
         if self.health.handle_sigterm:
             self._sigterm.install()
+        if not self.checks.checks:
+            return
+        started = time.perf_counter()
+        try:
+            results = await self.checks.warm_up()
+        except Exception:  # a bug in the warm-up must not stop the app from serving
+            logger.exception("health: the warm-up run of the checks failed")
+            return
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        summary = ", ".join(
+            f"{r.name} {r.status} {r.duration_ms:.0f} ms" + (f": {r.error}" if r.error else "")
+            for r in results.values()
+        )
+        logger.info("health: warm-up run of the checks at start-up took %.0f ms (%s)", elapsed_ms, summary)
 
     def shutdown(self) -> None:
         """Lifespan shutdown: readiness fails from now on; the SIGTERM handler is given back."""

@@ -16,6 +16,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import anyio.to_thread
 from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder, gzip_accepted
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from ops_observe.access import AccessGuard
@@ -26,6 +27,34 @@ logger = logging.getLogger("ops_observe.metrics")
 Rendered = tuple[int, list[tuple[str, str]], bytes]
 _REASONS = {200: "OK", 403: "Forbidden", 405: "Method Not Allowed"}
 FORBIDDEN = b"403 Forbidden: this client may not read the metrics\n"
+
+
+_CREATED_TYPES = frozenset({"counter", "histogram", "summary"})
+
+
+class WithoutCreated(Collector):
+    """``collector``'s metrics without the ``_created`` samples of counters, histograms and summaries.
+
+    prometheus-client's own switch, ``disable_created_metrics()``, changes every registry of the
+    process; filtering at exposition changes only this app's. In the OpenMetrics format
+    ``_created`` is optional, so the output stays valid; a gauge whose own name ends in
+    ``_created`` is left alone (only a family's ``<name>_created`` sample is dropped).
+    """
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in self.collector.collect():
+            if metric.type in _CREATED_TYPES:
+                created = metric.name + "_created"
+                kept = [sample for sample in metric.samples if sample.name != created]
+                if len(kept) != len(metric.samples):
+                    # A copy: a custom collector may hand out the same Metric object at every scrape.
+                    copy = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                    copy.samples = kept
+                    metric = copy
+            yield metric
 
 
 class Exposition:

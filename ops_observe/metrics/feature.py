@@ -4,19 +4,21 @@
 ``suite.registry`` (kept as ``suite.state["metrics"]`` and made the target of
 ``ops_observe.metrics.<name>``), sets ``<ns>_build_info``, adds the process collector, sets up
 multiprocess mode when a directory is configured, and serves the exposition at
-``settings.metrics.path`` (or on ``settings.metrics.port``).
+``settings.metrics.path`` (or on ``settings.metrics.port``), without the ``_created`` series
+unless ``settings.metrics.created_series``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from ops_observe.metrics import STATE_KEY, multiprocess
+from ops_observe.metrics import SCRAPE_HOOKS, STATE_KEY, multiprocess
 from ops_observe.metrics.catalog import Catalog, random_key
-from ops_observe.metrics.exposition import Exposition, MetricsEndpoint, MetricsServer
+from ops_observe.metrics.exposition import Exposition, MetricsEndpoint, MetricsServer, WithoutCreated
 from ops_observe.metrics.pools import refresh_pools
 from ops_observe.metrics.settings import MetricsSettings
 from ops_observe.suite import Suite
@@ -49,10 +51,19 @@ def install(suite: Suite) -> None:
     if section.enabled is False:
         return
     collector: Collector = suite.registry
-    hooks = [lambda: refresh_pools(catalog)]
+    scrape_hooks: list[Callable[[], None]] = suite.state.setdefault(SCRAPE_HOOKS, [])
+
+    def features_hooks() -> None:
+        for hook in scrape_hooks:  # read at each scrape: a feature installed after this one counts too
+            hook()
+
+    hooks = [features_hooks, lambda: refresh_pools(catalog)]
     if mp is not None:
         collector = mp.collector(suite.registry, section.process_metrics)
+        suite.registry.register(mp.directory_collector(settings.metric_namespace))
         hooks.append(mp.sweep)
+    if not section.created_series:
+        collector = WithoutCreated(collector)
     exposition = Exposition(
         collector,
         allow=section.allow,

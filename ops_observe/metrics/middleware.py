@@ -6,7 +6,9 @@ records in ``finally``, so an exception is counted (as 500 when no response had 
 propagates. A request whose client went away before the response completed is recorded as 499 and
 is not counted in ``http_errors_total``: the client's doing, not the server's. The label
 children of each ``(method, endpoint, status)`` are resolved once and cached, so a request after
-the first of its kind costs dictionary look-ups and the observations themselves.
+the first of its kind costs dictionary look-ups and the observations themselves. The suite's own
+endpoints (``/metrics``, ``/health``...) are counted but, unless asked, get no latency or size
+histograms: decided once per label set, when its children are resolved, not per request.
 """
 
 from __future__ import annotations
@@ -58,18 +60,36 @@ class _Children:
     ttfb: Any
     series: Series | None
 
-    def __init__(self, catalog: Catalog, labels: tuple[str, str, str], batched: bool) -> None:
+    def __init__(self, catalog: Catalog, labels: tuple[str, str, str], batched: bool, histograms: bool = True) -> None:
         m = catalog.metrics
         self.labels = labels
         self.endpoint = labels[1]
         self.status = labels[2]
         self.requests = m["http_requests_total"].metric.labels(*labels)
+        if not histograms:
+            # Counted only (a suite endpoint): no histogram child, so no series; observed directly,
+            # which costs a lock, at the rate of probes and scrapes.
+            self.duration = self.request_size = self.response_size = self.ttfb = _NOT_OBSERVED
+            self.series = None
+            return
         self.duration = m["http_request_duration_seconds"].metric.labels(*labels)
         self.request_size = m["http_request_size_bytes"].metric.labels(*labels)
         self.response_size = m["http_response_size_bytes"].metric.labels(*labels)
         self.ttfb = m["http_time_to_first_byte_seconds"].metric.labels(*labels)
-        histograms = (self.duration, self.ttfb, self.request_size, self.response_size)
-        self.series = Series(self.requests, histograms) if batched else None
+        children = (self.duration, self.ttfb, self.request_size, self.response_size)
+        self.series = Series(self.requests, children) if batched else None
+
+
+class _NotObserved:
+    """Stands for a histogram child that is not kept: observing it does nothing."""
+
+    __slots__ = ()
+
+    def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
+        """Drop the observation."""
+
+
+_NOT_OBSERVED = _NotObserved()
 
 
 class MetricsMiddleware:
@@ -81,6 +101,8 @@ class MetricsMiddleware:
         stream_content_types: Media types of long-lived streams, kept out of the latency histogram.
         api_key_header: Request header counted (hashed) in ``api_key_usage_total``; empty: off.
         own_endpoints: Paths served by the suite itself (``/metrics``, ``/health``...), labelled as such.
+        own_endpoint_histograms: Also keep the latency and size histograms of ``own_endpoints``;
+            by default they are only counted.
         exemplars: Attach the active OpenTelemetry trace id to latency observations.
     """
 
@@ -92,6 +114,7 @@ class MetricsMiddleware:
         stream_content_types: Collection[str] = (),
         api_key_header: str = "",
         own_endpoints: Collection[str] = (),
+        own_endpoint_histograms: bool = False,
         exemplars: bool = False,
     ) -> None:
         self.app = app
@@ -103,6 +126,9 @@ class MetricsMiddleware:
         self.stream_types = frozenset(t.strip().lower().encode("latin-1") for t in stream_content_types)
         self.api_key_header = api_key_header.lower().encode("latin-1")
         self.own_endpoints: Mapping[str, str] = {path: path for path in own_endpoints}
+        # Decided once per label set (in _children): the suite's endpoints are known at build time,
+        # and an app route never has their label (the app's routes win: the suite then yields the path).
+        self.counted_only = frozenset() if own_endpoint_histograms else frozenset(self.own_endpoints)
         self.cache: dict[tuple[str, str, int], _Children] = {}
         self.by_labels: dict[tuple[str, str, str], _Children] = {}
         self.endpoint_guard = m["http_requests_total"]
@@ -210,15 +236,16 @@ class MetricsMiddleware:
         # The endpoint goes through the cardinality cap once per new key, then the cache serves it.
         guarded = self.endpoint_guard.guard((method, endpoint, str(status)))
         labels = (guarded[0], guarded[1], guarded[2])
+        histograms = endpoint not in self.counted_only
         if len(self.cache) < _CACHE_LIMIT:
             # Keys that fold into the same labels (past the cap) share one accumulator.
             children = self.by_labels.get(labels)
             if children is None:
-                children = self.by_labels[labels] = _Children(self.catalog, labels, self.batched)
+                children = self.by_labels[labels] = _Children(self.catalog, labels, self.batched, histograms)
             self.cache[key] = children
             return children
         # The cache is full: observe directly, so nothing waits for a flush it would never get.
-        return self.by_labels.get(labels) or _Children(self.catalog, labels, batched=False)
+        return self.by_labels.get(labels) or _Children(self.catalog, labels, batched=False, histograms=histograms)
 
     def _all_series(self) -> list[Series]:
         return [children.series for children in list(self.by_labels.values()) if children.series is not None]
@@ -292,6 +319,7 @@ def from_settings(app: ASGIApp, settings: Settings, *, suite: Suite) -> ASGIApp:
         stream_content_types=section.stream_content_types,
         api_key_header=section.api_key_header,
         own_endpoints=tuple(suite.endpoints),
+        own_endpoint_histograms=section.own_endpoint_histograms,
         exemplars=section.exemplars and "tracing" in settings.middleware and not catalog.multiprocess,
     )
 

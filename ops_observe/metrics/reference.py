@@ -1,5 +1,8 @@
 """Writes ``docs/metrics.md`` from the catalog: ``python -m ops_observe.metrics.reference > docs/metrics.md``.
 
+``python -m ops_observe.metrics.reference --measure`` measures the demo's exposition size instead,
+the numbers of :data:`SIZES`.
+
 The page is the hand-written guide below (:data:`GUIDE`, :data:`AFTER`), the settings table of
 ``[ops_observe.metrics]`` and one table per metric group, all generated, so a test can compare the
 file with this output and fail when it is stale.
@@ -9,6 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from ops_observe.metrics.settings import MetricsSettings
 from ops_observe.metrics.specs import BUCKETS, ID_LABELS, SPECS
@@ -40,24 +46,40 @@ an HTTP metrics middleware, and the exposition endpoint `GET /metrics`.
 ## Using the catalog from code
 
 ```python
+import ops_observe
 from ops_observe import metrics
+
+
+async def app(scope, receive, send):  # your ASGI app: Starlette, FastAPI, Django...
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+app = ops_observe.wrap(app, settings={"service_name": "ops-center", "middleware": ["metrics"]})
+user_id, org_id = "user-1", "org-1"
 
 metrics.credit_transactions_total.labels(
     transaction_type="purchase", user_id=user_id, organization_id=org_id
 ).inc()
 metrics.record_llm_usage(
-    model=model, provider="openai", user_id=user_id, organization_id=org_id,
+    model="gpt-4o", provider="openai", user_id=user_id, organization_id=org_id,
     prompt_tokens=120, completion_tokens=80, duration_seconds=1.3, cost_credits=0.4, status="success",
 )
-metrics.record_credit_transaction(transaction_type="usage", user_id=u, organization_id=o, amount=5,
-                                  balance=95, tier="pro", service="chat", model="gpt-4o")
+metrics.record_credit_transaction(transaction_type="usage", user_id=user_id, organization_id=org_id,
+                                  amount=5, balance=95, tier="pro", service="chat", model="gpt-4o")
 metrics.record_payment(status="succeeded", payment_method="card", tier="pro", amount_cents=4900)
 metrics.record_subscription_change(change_type="upgrade", from_tier="free", to_tier="pro",
-                                   organization_id=o, active=True)
+                                   organization_id=org_id, active=True)
 metrics.record_db_query(operation="select", table="users", duration_seconds=0.004)
 with metrics.db_query("update", "credits"):   # times the block, counts an exception and re-raises
-    ...
-metrics.observe_pool(pool, name="main")       # a psycopg_pool or asyncpg pool, read at each scrape
+    pass
+```
+
+A connection pool's gauges (`db_connections_*`) are read from the pool at each scrape:
+
+<!-- fragment: needs a pool -->
+```python
+metrics.observe_pool(pool, name="main")       # a psycopg_pool or asyncpg pool
 ```
 
 `ops_observe.metrics.<name>` is the catalog of the most recently wrapped app (an
@@ -70,8 +92,12 @@ The middleware (`"metrics"` in the `middleware` list) records, for every HTTP re
 
 - `endpoint` is the **route template**, never the raw path: Starlette's and FastAPI's matched
   route (`/items/{item_id}`), with the prefix of mounted sub-apps and routers
-  (`/api/users/{user_id}`, `/t/{tenant}/...`); Django's resolver pattern (`/items/<int:pk>/`);
-  the suite's own endpoints (`/metrics`, `/health`...) by their path; and one bucket,
+  (`/api/users/{user_id}`, `/t/{tenant}/...`) and of FastAPI's `include_router(prefix=...)`;
+  plain Starlette routes inside a FastAPI app too (its own `/docs`, `/openapi.json`,
+  `/docs/oauth2-redirect`, `/redoc`, routes added with `add_route`, static mounts as
+  `/static/{path}`); Django's resolver pattern (`/items/<int:pk>/`);
+  the suite's own endpoints (`/metrics`, `/health`...) by their path (counted, but without
+  histograms unless `own_endpoint_histograms = true`: see "Exposition size"); and one bucket,
   `<unmatched>`, for everything else (404s, a raw ASGI app without routes). A raw app may name
   its route itself with `scope["ops_observe.route"] = "/my/{template}"`.
   See `ops_observe.routes.route_template`.
@@ -131,10 +157,133 @@ swept at the next start or scrape; `process_*` metrics of every live worker are 
 created after the switch and so are aggregated the same way; custom collectors registered on the
 app's registry (callback gauges) report what the answering worker sees. Exemplars are not kept in
 this mode (prometheus-client does not support them). One wrapped app per process in this mode.
+Two gauges measure the directory each scrape reads, `<ns>_metrics_multiprocess_files` and
+`<ns>_metrics_multiprocess_bytes` (value files and their total size), for the `suite` alert pack's
+`MultiprocessDirectoryGrowing`.
 
 ## Settings: `[ops_observe.metrics]`
 
 """
+
+SIZE = """
+## Exposition size
+
+Every histogram child is 17 lines for latency (15 buckets, `_sum`, `_count`) and 9 for sizes, and
+each `(method, endpoint, status)` seen has four of them, so the exposition grows with the routes
+and statuses actually served. Two defaults keep it small:
+
+- **No `_created` series** (`created_series = false`): prometheus-client adds one per counter and
+  histogram child, the time it was created, which hardly any query uses. They are left out of
+  this app's exposition only (prometheus-client's `disable_created_metrics()` would change every
+  registry of the process); OpenMetrics makes `_created` optional, so both formats stay valid,
+  and `promtool check metrics` accepts them. `created_series = true` brings them back.
+- **The suite's own endpoints are counted, not timed** (`own_endpoint_histograms = false`):
+  `/metrics`, `/health`, `/health/ready`... get `http_requests_total` (and
+  `http_errors_total`), but no latency or size histograms: probes and scrapes would otherwise
+  add four histogram children each per status. `own_endpoint_histograms = true` keeps them.
+
+Measured on the demo (`ops-observe serve`, its `demo.toml`), in bytes, at start (the first
+scrape) and after 40 requests: the demo's ten kinds of request (`/`, an item, a missing item, a
+purchase, a chat, `/slow`, `/boom`, `/health`, `/health/ready`, `/metrics`) four times each
+(`python -m ops_observe.metrics.reference --measure`; a test fails when the numbers drift more
+than a quarter from these):
+
+{sizes}
+"""
+
+DEMO_REQUESTS: tuple[tuple[str, str, Mapping[str, Any] | None], ...] = (
+    ("GET", "/", None),
+    ("GET", "/items/1", None),
+    ("GET", "/items/99", None),
+    ("POST", "/credits/purchase", {"amount": 100, "user_id": "user-1"}),
+    ("POST", "/llm/chat", {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}),
+    ("GET", "/slow?seconds=0.01", None),
+    ("GET", "/boom", None),
+    ("GET", "/health", None),
+    ("GET", "/health/ready", None),
+    ("GET", "/metrics", None),
+)
+"""The requests of the size measurement, sent four times each, in this order."""
+
+SIZE_VARIANTS: dict[str, Mapping[str, bool]] = {
+    "defaults": {},
+    "`created_series = true`": {"created_series": True},
+    "`own_endpoint_histograms = true`": {"own_endpoint_histograms": True},
+    "both (what the exposition was before these defaults)": {"created_series": True, "own_endpoint_histograms": True},
+}
+"""The settings measured: label of the row, and its ``[ops_observe.metrics]`` overrides."""
+
+SIZES: dict[str, dict[str, int]] = {
+    "defaults": {"start": 7328, "after": 50055, "openmetrics": 49809, "gzip": 4271},
+    "`created_series = true`": {"start": 7854, "after": 57776, "openmetrics": 55500, "gzip": 4920},
+    "`own_endpoint_histograms = true`": {"start": 7339, "after": 66939, "openmetrics": 66692, "gzip": 5094},
+    "both (what the exposition was before these defaults)": {
+        "start": 7881,
+        "after": 76099,
+        "openmetrics": 73822,
+        "gzip": 5821,
+    },
+}
+"""Measured bytes per variant: text format at start and after 40 requests, OpenMetrics and gzip after."""
+
+
+def measure_exposition(overrides: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """Bytes of the demo's ``/metrics`` with the demo settings (``overrides`` in ``[ops_observe.metrics]``).
+
+    ``start``: the text format of the first scrape; ``after``: the text format after 40 requests
+    (:data:`DEMO_REQUESTS`, four rounds); ``openmetrics``, ``gzip``: the same scrape in OpenMetrics,
+    and gzipped text. The demo's log lines go to stderr.
+    """
+    import asyncio
+
+    import httpx
+
+    from ops_observe.app import wrap
+    from ops_observe.demo import create_app
+    from ops_observe.settings import load_settings
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+    demo_toml = Path(__file__).resolve().parents[1] / "demo.toml"
+    table = tomllib.loads(demo_toml.read_text())["ops_observe"]
+    table["metrics"] = {**table.get("metrics", {}), **(overrides or {})}
+    table["logging"] = {**table.get("logging", {}), "sink": "stderr"}
+    app = wrap(create_app(), settings=load_settings(table))
+
+    async def scrape(client: httpx.AsyncClient, accept: str = "", encoding: str = "identity") -> int:
+        headers = {"Accept-Encoding": encoding, **({"Accept": accept} if accept else {})}
+        response = await client.get("/metrics", headers=headers)
+        return int(response.headers["content-length"])
+
+    async def run() -> dict[str, int]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+            sizes = {"start": await scrape(client)}
+            for _ in range(4):
+                for method, path, body in DEMO_REQUESTS:
+                    await client.request(method, path, json=body)
+            sizes["after"] = await scrape(client)
+            sizes["openmetrics"] = await scrape(client, accept="application/openmetrics-text; version=1.0.0")
+            sizes["gzip"] = await scrape(client, encoding="gzip")
+            return sizes
+
+    return asyncio.run(run())
+
+
+def size_table(sizes: Mapping[str, Mapping[str, int]] | None = None) -> str:
+    """The measured sizes as a Markdown table."""
+    rows = [
+        "| settings | at start | after 40 requests | OpenMetrics, after | gzip, after |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for variant, numbers in (sizes or SIZES).items():
+        cells = [f"{numbers[k] / 1000:.1f} KB" for k in ("start", "after", "openmetrics", "gzip")]
+        rows.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
 
 AFTER = """
 ## Speed
@@ -228,10 +377,22 @@ def metric_tables(namespace: str = NAMESPACE) -> str:
 
 def render() -> str:
     """The whole page."""
-    return GUIDE + settings_table() + "\n" + metric_tables() + AFTER.format(benchmark=BENCHMARK)
+    return (
+        GUIDE
+        + settings_table()
+        + "\n"
+        + metric_tables()
+        + SIZE.format(sizes=size_table())
+        + AFTER.format(benchmark=BENCHMARK)
+    )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Print the page; with ``--measure``, measure the exposition sizes instead (for :data:`SIZES`)."""
+    if "--measure" in (sys.argv[1:] if argv is None else argv):
+        measured = {variant: measure_exposition(overrides) for variant, overrides in SIZE_VARIANTS.items()}
+        sys.stdout.write(repr(measured) + "\n\n" + size_table(measured) + "\n")
+        return
     sys.stdout.write(render())
 
 

@@ -130,3 +130,13 @@ class MetricsSettings:
     gzip: bool = setting(True, doc="Compress the exposition when the scraper accepts gzip.")
     exemplars: bool = setting(True, doc="Trace-id exemplars on the latency histogram when a span is active.")
     process_metrics: bool = setting(True, doc="Export the process collector (CPU, memory, file descriptors).")
+    created_series: bool = setting(
+        False,
+        doc="Also export the `_created` series (the creation time of each counter and histogram child); "
+        "only this app's exposition changes, not the process's other registries.",
+    )
+    own_endpoint_histograms: bool = setting(
+        False,
+        doc="Latency and size histograms for the suite's own endpoints (`/metrics`, `/health`...) too; "
+        "off, they are only counted (`http_requests_total`, `http_errors_total`).",
+    )

@@ -47,3 +47,50 @@ def test_never_raises(path: str, root: str, route: str | None) -> None:
         scope["route"] = type("R", (), {"path_format": route})()
     result = route_template(scope, "", django=True)
     assert result is None or isinstance(result, str)
+
+
+class _CountingRouter:
+    """A router whose route list counts how often it is read (each read is a walk of the tree)."""
+
+    def __init__(self, routes: list[Any]) -> None:
+        self._routes = routes
+        self.reads = 0
+
+    @property
+    def routes(self) -> list[Any]:
+        self.reads += 1
+        return self._routes
+
+
+def test_an_endpoint_found_in_no_route_is_remembered_not_walked_for_again() -> None:
+    from starlette.routing import Route
+
+    def endpoint(request: Any) -> None:
+        raise AssertionError("never called")
+
+    def stranger(request: Any) -> None:
+        raise AssertionError("never called")
+
+    router = _CountingRouter([Route("/a/{x}", endpoint)])
+    scope: dict[str, Any] = {"type": "http", "path": "/a/1", "root_path": "", "router": router, "endpoint": endpoint}
+    assert route_template(scope, "", django=False) == "/a/{x}"
+    assert route_template({**scope, "endpoint": stranger}, "", django=False) is None
+    reads = router.reads
+    for _ in range(3):
+        assert route_template({**scope, "endpoint": stranger}, "", django=False) is None
+        assert route_template(scope, "", django=False) == "/a/{x}"
+    assert router.reads == reads, "the tree is walked once per new endpoint, not per request"
+
+
+@given(
+    endpoint=st.none() | st.integers() | st.text(max_size=5),
+    fastapi=st.none() | st.dictionaries(st.text(max_size=30), st.integers() | st.none(), max_size=2),
+    router=st.none() | st.integers(),
+)
+def test_never_raises_on_odd_framework_keys(endpoint: object, fastapi: object, router: object) -> None:
+    scope: dict[str, Any] = {"path": "/x", "root_path": "", "endpoint": endpoint, "router": router}
+    if fastapi is not None:
+        scope["fastapi"] = fastapi
+        if isinstance(fastapi, dict):
+            fastapi["effective_route_context"] = type("Ctx", (), {"original_route": None, "path_format": 3})()
+    assert route_template(scope, "", django=False) is None

@@ -143,3 +143,101 @@ def test_serve_with_two_workers_counts_exactly(tmp_path: Path) -> None:
         if sample.name == "demo_http_requests_total" and sample.labels.get("endpoint") == "/items/{item_id}"
     )
     assert total == 20
+
+
+def test_version_comes_from_the_distribution() -> None:
+    from importlib.metadata import version
+
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"ops-observe {version('ops-observe')}\n"
+
+
+def _helps() -> list[tuple[str, str]]:
+    import argparse
+
+    from ops_observe.cli import _parser
+
+    found = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        found.append((name, parser.format_help()))
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    walk(sub, f"{name} {sub_name}")
+
+    walk(_parser(), "ops-observe")
+    return found
+
+
+def test_help_texts_are_plain_text() -> None:
+    helps = _helps()
+    names = {name for name, _ in helps}
+    assert {"ops-observe serve", "ops-observe check", "ops-observe settings", "ops-observe plugins"} <= names
+    for name, text in helps:
+        for markup in ("`", ":class:", ":func:", "**"):
+            assert markup not in text, f"{name} --help shows {markup!r}"
+    assert "``" not in run_cli("--help").stdout
+
+
+def test_settings_without_a_file_says_it_shows_the_defaults(tmp_path: Path) -> None:
+    from ops_observe.cli import NO_FILE
+
+    env = {k: v for k, v in os.environ.items() if k != "OPS_OBSERVE_SETTINGS"}
+    result = subprocess.run(
+        [sys.executable, "-m", "ops_observe", "settings"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0
+    assert result.stderr == NO_FILE + "\n"
+    assert NO_FILE == (
+        "ops-observe: no settings file found (looked for $OPS_OBSERVE_SETTINGS, ./ops_observe.toml); showing the defaults"
+    )
+    assert json.loads(result.stdout)["service_name"] == "app"
+    (tmp_path / "ops_observe.toml").write_text('[ops_observe]\nservice_name = "billing"\n')
+    found = subprocess.run(
+        [sys.executable, "-m", "ops_observe", "settings"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert (found.returncode, found.stderr) == (0, "")
+    assert json.loads(found.stdout)["service_name"] == "billing"
+
+
+@pytest.mark.parametrize("command", ["settings", "check", "plugins", "serve"])
+@pytest.mark.parametrize(
+    ("given", "how"),
+    [
+        ("bad.toml", "option"),
+        ("./conf/../bad.toml", "option"),
+        ("conf/bad.toml", "env"),
+        ("ABSOLUTE", "option"),
+        ("missing.toml", "option"),
+    ],
+)
+def test_paths_in_errors_are_shown_as_the_user_gave_them(tmp_path: Path, command: str, given: str, how: str) -> None:
+    (tmp_path / "conf").mkdir()
+    for path in (tmp_path / "bad.toml", tmp_path / "conf" / "bad.toml"):
+        path.write_text("[ops_observe.tracing]\nsample_ratio = 1.5\n")
+    if given == "ABSOLUTE":
+        given = str(tmp_path / "bad.toml")
+    env = {k: v for k, v in os.environ.items() if k != "OPS_OBSERVE_SETTINGS"}
+    args = [sys.executable, "-m", "ops_observe", command]
+    if how == "env":
+        env["OPS_OBSERVE_SETTINGS"] = given
+    else:
+        args += ["--settings", given]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    if given == "missing.toml":
+        assert result.stderr == "ops-observe: missing.toml: cannot read settings file: No such file or directory\n"
+    else:
+        assert result.stderr == f"ops-observe: {given}: tracing.sample_ratio: must be between 0 and 1, got 1.5\n"
