@@ -29,7 +29,7 @@ from ops_observe.root import Settings
 
 SDK_MISSING = (
     "ops-observe dashboards export needs Grafana's Python SDK: pip install 'ops-observe[dashboards]' "
-    "(the grafana-foundation-sdk package)"
+    "(the grafana-foundation-sdk package, on Python 3.11 and later)"
 )
 """The message when the SDK is not installed."""
 
