@@ -19,7 +19,9 @@ from ops_observe.alerts.rules import Alert, Recording, RuleGroup
 from ops_observe.alerts.runbooks import RUNBOOKS
 from ops_observe.settings import Settings, load_settings
 
-ALERTMANAGER_EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "alertmanager.yml"
+ALERTMANAGER_EXAMPLE = Path("docs") / "alertmanager.yml"
+"""The Alertmanager example the page shows whole: relative to the checkout's root, where the page is
+generated (an installed package carries no ``docs/``)."""
 
 DOCS_SETTINGS: dict[str, Any] = {
     "service_name": "ops-center",
@@ -226,9 +228,9 @@ def pack_tables(groups: list[RuleGroup]) -> str:
     return "\n".join(out) + "\n"
 
 
-def alertmanager_section() -> str:
+def alertmanager_section(example: Path = ALERTMANAGER_EXAMPLE) -> str:
     """``docs/alertmanager.yml``, shown whole."""
-    return "### `docs/alertmanager.yml`\n\n```yaml\n" + ALERTMANAGER_EXAMPLE.read_text(encoding="utf-8") + "```\n\n"
+    return "### `docs/alertmanager.yml`\n\n```yaml\n" + example.read_text(encoding="utf-8") + "```\n\n"
 
 
 def runbooks(groups: list[RuleGroup]) -> str:
@@ -249,10 +251,10 @@ def runbooks(groups: list[RuleGroup]) -> str:
     return "\n".join(out)
 
 
-def render(settings: Settings | None = None) -> str:
-    """The whole page, at ``settings`` (default: :data:`DOCS_SETTINGS`)."""
+def render(settings: Settings | None = None, *, alertmanager_example: Path = ALERTMANAGER_EXAMPLE) -> str:
+    """The whole page, at ``settings`` (default: :data:`DOCS_SETTINGS`), showing ``alertmanager_example``."""
     groups = rule_groups(settings or load_settings(DOCS_SETTINGS))
-    return GUIDE + alertmanager_section() + pack_tables(groups) + runbooks(groups)
+    return GUIDE + alertmanager_section(alertmanager_example) + pack_tables(groups) + runbooks(groups)
 
 
 def _code(text: str) -> str:
