@@ -66,6 +66,7 @@ API:
   - ``server_error``: the exception to report as a server error, or ``None``: none was raised, the
     client went away (its doing, not the server's), or it was a cancellation.
 
+  ``outcome()`` returns ``(status, route, server_error)`` at once (cheaper than reading the three);
   and ``fail(exc)`` (the first call wins) and ``on_response_start(callback)`` (called with no
   argument when ``http.response.start`` passes, e.g. to read the active trace for an exemplar).
 
@@ -226,6 +227,23 @@ class RequestFacts:
         if error is None or type(error).__name__ in CANCELLATIONS or self.client_gone:
             return None
         return error
+
+    def outcome(self) -> tuple[int, str | None, BaseException | None]:
+        """``(status, route, server_error)`` in one call: what a recording middleware reads in its
+        ``finally``, after the app ran. The same as the three properties (computed anew each call,
+        the route cached), in one Python frame instead of four or five on the hot path."""
+        route = self._route
+        if route is _UNSET:
+            route = self._route = route_template(self.scope, self.root_path, django=self.django)
+        error = self.error
+        cancelled = error is not None and type(error).__name__ in CANCELLATIONS
+        if self.completed:
+            status = self.response_status or 500
+            gone = False
+        else:
+            gone = self.disconnected or cancelled
+            status = CLIENT_CLOSED_STATUS if gone else (self.response_status or 500)
+        return status, route, None if cancelled or gone else error
 
     async def _observe_receive(self) -> Message:
         # The receive passed on by the middleware that created the facts.

@@ -116,7 +116,7 @@ class AccessLogMiddleware:
     def _write(self, scope: Scope, facts: RequestFacts, holder: dict[str, Any]) -> None:
         start = facts.start
         duration = _perf() - start
-        status = facts.status
+        status, route, exc = facts.outcome()
         first_byte = facts.first_byte
         # dict() over the header pairs runs in C; a repeated header keeps its last value, which
         # is all these fields need (the forwarded chain, which needs every value, is read apart).
@@ -168,7 +168,6 @@ class AccessLogMiddleware:
             "user_agent": user_agent,
             "http_version": scope.get("http_version"),
         }
-        route = facts.route
         if route is not None:
             fields["route"] = route
         if query is not None:
@@ -185,7 +184,6 @@ class AccessLogMiddleware:
             if level == "INFO":
                 level = "WARNING"
         # A client that went away, or a cancellation, is no error: no error field, no traceback.
-        exc = facts.server_error
         if exc is not None:
             fields["error"] = type(exc).__name__
             level = "ERROR"  # also when the app raised after its response had started

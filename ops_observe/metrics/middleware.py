@@ -175,8 +175,8 @@ class MetricsMiddleware:
                 self.inflight[method] -= 1
             else:
                 self.in_progress[method].dec()
-            status = facts.status
-            key = (method, facts.route or self.own_endpoints.get(facts.path, UNMATCHED), status)
+            status, route, error = facts.outcome()
+            key = (method, route or self.own_endpoints.get(facts.path, UNMATCHED), status)
             children = self.cache.get(key)
             if children is None:
                 children = self._children(key)
@@ -223,7 +223,6 @@ class MetricsMiddleware:
                     children.ttfb.observe(started - start)
                 children.request_size.observe(received)
                 children.response_size.observe(sent)
-            error = facts.server_error
             if error is not None:
                 self.errors.labels(*children.labels, type(error).__name__).inc()
             if status in (401, 403, 429):
