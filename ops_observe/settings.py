@@ -265,7 +265,7 @@ def validate(settings: Settings) -> Settings:
     is resolved (an alias through ``ops_observe.middleware``, or a dotted path imported), then each
     feature that has a ``validate(settings)`` function checks the plugins its section names (the
     health feature builds its checks against their classes' signatures, the alerts feature
-    resolves its packs and rule names). Raises :class:`SettingsError` naming the key, with "did
+    resolves its packs, and the alert names the section uses). Raises :class:`SettingsError` naming the key, with "did
     you mean" for a name that is close to an installed one.
     """
     for index, name in enumerate(settings.middleware):

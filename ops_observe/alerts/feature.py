@@ -13,19 +13,24 @@ SETTINGS = AlertsSettings
 
 
 def validate(settings: Settings) -> None:
-    """Every name in ``alerts.packs`` is an installed pack, with "did you mean" otherwise.
+    """Every name in ``alerts.packs`` is an installed pack, and every alert name the section uses
+    (``rules.NAME``, ``disabled``, a rule's ``check``) exists, with "did you mean" otherwise.
 
     Part of :func:`ops_observe.settings.validate`, run by ``wrap()`` and every ``ops-observe``
-    command. Read from the entry points' metadata only, so that wrapping an app still imports no
-    pack; the rules themselves are checked by :func:`ops_observe.alerts.export.validate`.
+    command. Pack names are read from the entry points' metadata; the packs themselves are
+    imported and built (:func:`ops_observe.alerts.export.validate`) only when the section names
+    alerts, so that wrapping an app with the default alert settings imports no pack.
     """
     from ops_observe.alerts.export import UNKNOWN_PACK, _hint
+    from ops_observe.alerts.export import validate as validate_rules
 
     installed = [spec.name for spec in plugins.find(plugins.ALERT_PACKS)]
     for index, name in enumerate(settings.alerts.packs):
         if name not in installed:
             problem = UNKNOWN_PACK.format(name=name, hint=_hint(name, installed))
             raise SettingsError(settings.source, f"alerts.packs[{index}]", problem)
+    if settings.alerts.rules or settings.alerts.disabled:
+        validate_rules(settings)
 
 
 def install(suite: Suite) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 import ops_observe
 from ops_observe import plugins
-from ops_observe.alerts.export import UNKNOWN_PACK
+from ops_observe.alerts.export import UNKNOWN_PACK, UNKNOWN_RULE
 from ops_observe.cli import main
 from ops_observe.health.runner import REJECTED, UNKNOWN_OPTION
 from ops_observe.settings import load_settings, validate
@@ -53,6 +53,16 @@ BAD_FILES = {
         '[ops_observe.alerts]\npacks = ["api", "biling"]\n',
         "alerts.packs[1]",
         UNKNOWN_PACK.format(name="biling", hint="; did you mean 'billing'?"),
+    ),
+    "alert rule override": (
+        "[ops_observe.alerts.rules.HighAPIErorRate]\nthreshold = 0.02\n",
+        "alerts.rules.HighAPIErorRate",
+        UNKNOWN_RULE.format(name="HighAPIErorRate", hint="; did you mean 'HighAPIErrorRate'?"),
+    ),
+    "disabled alert": (
+        '[ops_observe.alerts]\ndisabled = ["RedisDwn"]\n',
+        "alerts.disabled[0]",
+        UNKNOWN_RULE.format(name="RedisDwn", hint="; did you mean 'RedisDown'?"),
     ),
 }
 
