@@ -50,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # Ctrl-C before uvicorn took over the signals: no traceback
         return 130
+    except BrokenPipeError:
+        # The reader went away (`ops-observe settings | head`): no traceback. Point stdout at
+        # devnull so that the interpreter's last flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _version() -> str:
@@ -230,8 +235,13 @@ def _serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
+            # uvicorn's own records reach the suite's JSON stream (the logging feature routes the
+            # standard library there): its loggers at INFO, as `uvicorn` itself sets them, so that
+            # "Uvicorn running on ..." shows; its plain-text handlers are not installed.
             log_config=None,
-            access_log=False,  # the suite's access log replaces uvicorn's, with the request's context
+            log_level="info",
+            # The suite's access log replaces uvicorn's, with the request's context, unless kept.
+            access_log=settings.logging.keep_server_access_log,
         )
     return 0
 

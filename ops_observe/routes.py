@@ -296,7 +296,5 @@ def _django_resolve(path: str, urlconf: str | None) -> str | None:
         match = resolve(path, urlconf)
     except Resolver404:
         return None
-    route: str = match.route
-    if not route:
-        return None
+    route: str = match.route  # "" for path(""), the root route
     return route if route.startswith("/") else "/" + route

@@ -178,13 +178,14 @@ def django_app() -> Iterator[object]:
 
 def test_django_route_patterns(django_app: object) -> None:
     app = wrap(django_app)
-    statuses = call(app, "/api/items/1/", "/api/items/2/", "/nowhere/", "/boom/")
-    assert statuses == [200, 200, 404, 500]
+    statuses = call(app, "/api/items/1/", "/api/items/2/", "/nowhere/", "/boom/", "/")
+    assert statuses == [200, 200, 404, 500, 200]
     text = scrape(app)
     total = f"{NS}_http_requests_total"
     assert value(text, total, method="GET", endpoint="/api/items/<int:item_id>/", status="200") == 2
     assert value(text, total, method="GET", endpoint=UNMATCHED, status="404") == 1
     assert value(text, total, method="GET", endpoint="/boom/", status="500") == 1
+    assert value(text, total, method="GET", endpoint="/", status="200") == 1  # path(""): the root route
     assert value(text, f"{NS}_http_response_size_bytes_sum", method="GET", endpoint="/api/items/<int:item_id>/",
                  status="200") == len(b"item 1") + len(b"item 2")  # fmt: skip
 

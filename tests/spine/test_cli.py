@@ -241,3 +241,22 @@ def test_paths_in_errors_are_shown_as_the_user_gave_them(tmp_path: Path, command
         assert result.stderr == "ops-observe: missing.toml: cannot read settings file: No such file or directory\n"
     else:
         assert result.stderr == f"ops-observe: {given}: tracing.sample_ratio: must be between 0 and 1, got 1.5\n"
+
+
+def test_a_reader_that_goes_away_ends_the_output_without_a_traceback(tmp_path: Path) -> None:
+    # `ops-observe settings | true`: the reader is gone before the first write (the interpreter starts
+    # far slower than `true` exits), so the write meets a closed pipe every time.
+    env = {k: v for k, v in os.environ.items() if k != "OPS_OBSERVE_SETTINGS"}
+    done = subprocess.run(
+        f"{sys.executable} -m ops_observe settings 2>err.txt | true; echo ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    errors = (tmp_path / "err.txt").read_text()
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
+    assert done.stdout.strip() == "1"

@@ -118,6 +118,10 @@ def test_serve_imports_main_from_the_folder_it_runs_in(tmp_path: Path, served: l
     response = get_when_up(server.url("/items/7"), process=server.process)
     assert response.json() == {"item": 7}
     assert response.headers["x-correlation-id"]  # wrapped by serve
+    # uvicorn's start-up lines reach the JSON stream (no plain text): a new user sees the address.
+    lines = [json.loads(line) for line in server.out.read_text().splitlines()]
+    started = [line for line in lines if line.get("logger") == "uvicorn.error"]
+    assert any(f"127.0.0.1:{server.port}" in str(line["message"]) for line in started), lines
 
 
 def test_serve_without_the_app_dir_on_the_path_exits_2(tmp_path: Path) -> None:
