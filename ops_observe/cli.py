@@ -44,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (and a dotted-path middleware in the settings resolves the same for every command).
     _use_app_dir(getattr(args, "app_dir", "."))
     try:
-        return int(args.run(args))
+        status = int(args.run(args))
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then the BrokenPipeError below
+        return status
     except (SettingsError, PluginError) as exc:
         print(f"ops-observe: {exc}", file=sys.stderr)
         return 2

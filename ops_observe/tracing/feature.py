@@ -17,7 +17,7 @@ from prometheus_client import Counter
 
 from ops_observe.suite import Suite
 from ops_observe.tracing.export import DROP_REASONS
-from ops_observe.tracing.provider import TracingRuntime, build_runtime, instrument
+from ops_observe.tracing.provider import TracingRuntime, build_runtime, forget_latest, instrument
 from ops_observe.tracing.settings import TracingSettings
 
 __all__ = ["DROPPED_METRIC", "STATE_KEY", "install"]
@@ -56,6 +56,7 @@ def install(suite: Suite) -> None:
     if settings.tracing.instrument:
         instrument(settings.tracing.instrument, settings.source, runtime.propagator)
     suite.state[STATE_KEY] = runtime
+    forget_latest()  # the newest wrapped app is the default, over a runtime built by hand before it
 
     async def shutdown() -> None:
         # The flush waits on the export thread; off the event loop so other shutdown hooks run.

@@ -157,21 +157,27 @@ _latest: list[TracingRuntime] = []  # a runtime built by hand (no wrapped app), 
 
 
 def current_runtime() -> TracingRuntime | None:
-    """The current request's tracing runtime, else that of :func:`ops_observe.current.current_suite`
-    (the one way the suite finds "the current app"), else one set by :func:`set_latest`, else ``None``."""
+    """The current request's tracing runtime; else one built by hand and set with :func:`set_latest`
+    since the last app with tracing was wrapped; else that of :func:`ops_observe.current.current_suite`
+    (the one way the suite finds "the current app"); else ``None``."""
     runtime = runtime_var.get()
     if runtime is not None:
         return runtime
+    if _latest:
+        return _latest[-1]
     suite = current_suite()
     found = suite.state.get("tracing") if suite is not None else None
-    if isinstance(found, TracingRuntime):
-        return found
-    return _latest[-1] if _latest else None
+    return found if isinstance(found, TracingRuntime) else None
 
 
 def set_latest(runtime: TracingRuntime) -> None:
-    """Use ``runtime`` outside requests when no wrapped app has tracing (a runtime built by hand)."""
+    """Use ``runtime`` outside requests (a runtime built by hand), until an app with tracing is wrapped."""
     _latest[:] = [runtime]
+
+
+def forget_latest() -> None:
+    """A newly wrapped app with tracing is the default again: drop the runtime :func:`set_latest` set."""
+    _latest.clear()
 
 
 def build_runtime(

@@ -284,7 +284,7 @@ class Stack:
         """The alerts called ``name`` in ``state`` (``pending``, ``firing``) now, from ``/api/v1/alerts``."""
         return [a for a in self.api("alerts")["alerts"] if a["labels"].get("alertname") == name and a["state"] == state]
 
-    def wait(self, check: Callable[[], T | None], *, what: str, timeout: float = 30.0) -> T:
+    def wait(self, check: Callable[[], T | None], *, what: str, timeout: float = 45.0) -> T:
         """:func:`poll` with this stack's diagnostics in the failure message."""
         return poll(check, timeout=timeout, what=what, diagnostics=self.diagnostics)
 

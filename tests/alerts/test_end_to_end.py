@@ -32,6 +32,9 @@ from ops_observe.settings import load_settings
 
 from services import RedisServer, free_port, need
 
+# Each wait is bounded (stack.wait: 45 s); a test waits for firing and resolution at both ends.
+pytestmark = pytest.mark.timeout(300)
+
 JOB = "ops-center-demo"
 NS = "ops_center"
 ERRORS = 10  # /boom requests that break the error-rate rules
