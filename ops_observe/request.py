@@ -270,8 +270,11 @@ class RequestFacts:
                 await send(message)
             else:
                 await send(message)
-                # Only once the server took the last part: a send that raised did not complete.
-                self.completed = True
+                # Only once the server took the last part (a send that raised did not complete), and
+                # not after the client went away: the server drops what is sent then (Starlette's
+                # 500 for a ClientDisconnect), so the request stays a 499.
+                if not self.disconnected:
+                    self.completed = True
             return
         if kind == "http.response.start":
             self.response_status = message["status"]

@@ -200,10 +200,11 @@ class AccessLogMiddleware:
                 trusted=fields,
                 clean_message=True,
             )
-            if exc is not None and stream.enabled(level):
-                # Written here with the traceback and the request's context: the server's own
-                # report of it ("Exception in ASGI application") is left out of the stream.
-                _setup.mark_logged(exc)
+            error = facts.error  # the server error, or the cancellation of a client gone (a 499)
+            if error is not None and stream.enabled(level):
+                # Written here with the request's context (a server error with its traceback): the
+                # server's own report of it ("Exception in ASGI application") is left out of the stream.
+                _setup.mark_logged(error)
             return
         # No JSON stream installed (the middleware used on its own): through loguru, whose
         # message formatting needs the braces of the path doubled.

@@ -166,6 +166,8 @@ class JsonStream:
         self.levelno = LEVELS[level]
         self.write_errors = 0
         """Lines the writer failed to write."""
+        self.on_write_error: list[Callable[[], object]] = []
+        """Called once per line the writer failed to write (the logging feature counts them in a metric)."""
 
     def enabled(self, level: str | int) -> bool:
         """Whether a line at ``level`` would be written."""
@@ -243,6 +245,8 @@ class JsonStream:
         # Said once on the process's real stderr (the sink itself may be what is broken), then
         # counted, as loguru does for its sinks.
         self.write_errors += 1
+        for hook in self.on_write_error:
+            hook()
         if self.write_errors == 1:
             stderr = sys.__stderr__
             try:
