@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from ops_observe.correlation.middleware import CorrelationIdMiddleware
 
+from floor import FloorMiddleware
 from harness import measure, report
 
 
@@ -27,6 +28,7 @@ def main() -> None:
         "bare": make_app(),
         "ops_observe correlation": CorrelationIdMiddleware(make_app()),
         "asgi-correlation-id": PeerMiddleware(make_app()),
+        "floor (a fresh id in a header, nothing else)": FloorMiddleware(make_app()),
     }
     print(report("Correlation ID, no incoming header (a fresh ID per request)", measure(apps)))
     incoming = [

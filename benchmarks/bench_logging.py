@@ -33,6 +33,7 @@ from ops_observe.logging.middleware import AccessLogMiddleware
 from ops_observe.settings import load_settings
 from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
 
+from floor import FloorMiddleware
 from harness import measure, report
 
 
@@ -144,6 +145,9 @@ def main() -> None:
         "ops_observe, redaction off": AccessLogMiddleware(make_app(), stream=plain),
         "structlog JSON (no redaction)": PeerAccessLog(make_app(), peer_structlog.info),
         "loguru serialize=True": PeerAccessLog(make_app(), lambda msg, **kw: peer_loguru.info(msg, **kw)),
+        "floor (one json.dumps line of six fields, written and flushed)": FloorMiddleware(
+            make_app(), request_id=False, sink=devnull
+        ),
     }
     print(report("Access log: one line per request (GET /items/42, Starlette)", measure(apps, path="/items/42")))
 

@@ -21,6 +21,7 @@ from starlette_exporter import PrometheusMiddleware
 
 import ops_observe
 
+from floor import FloorMiddleware, floor_metrics
 from harness import measure, report
 
 SETTINGS = {"service_name": "bench", "middleware": ["metrics"]}
@@ -46,6 +47,12 @@ def fastapi_app() -> FastAPI:
     return app
 
 
+def floor_app() -> FloorMiddleware:
+    """The least an HTTP metrics middleware can do: label children resolved once, one inc, one observe."""
+    counter, histogram = floor_metrics()
+    return FloorMiddleware(starlette_app(), request_id=False, counter=counter, histogram=histogram)
+
+
 def main() -> None:
     logging.disable(logging.CRITICAL)  # other features' log lines are not what is measured
     exporter = starlette_app()
@@ -57,6 +64,7 @@ def main() -> None:
         "ops_observe wrap(), no middleware": ops_observe.wrap(starlette_app(), settings=NO_MIDDLEWARE),
         "ops_observe metrics": ops_observe.wrap(starlette_app(), settings=SETTINGS),
         "starlette-exporter": exporter,
+        "floor (one counter inc, one histogram observe)": floor_app(),
         "bare FastAPI": fastapi_app(),
         "FastAPI + ops_observe metrics": ops_observe.wrap(fastapi_app(), settings=SETTINGS),
         "FastAPI + prometheus-fastapi-instrumentator": instrumented,
