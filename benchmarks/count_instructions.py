@@ -1,7 +1,8 @@
 """Instructions per request of the suite and of each middleware, for two revisions, counted by callgrind.
 
-``python count_instructions.py [--base REV] [--this REV] [--requests N] [--jobs J]`` (from
-``benchmarks/``) checks both revisions out with ``git worktree add --detach`` and, for each tree
+``python count_instructions.py [--base REV] [--this REV] [--only CONFIG ...] [--requests N] [--jobs J]``
+(from ``benchmarks/``) checks both revisions out with ``git worktree add --detach`` (``--this .``:
+the working tree as it is, uncommitted changes included) and, for each tree
 and each configuration of :mod:`compare_revisions` (``bare``, ``whole suite``, ``correlation``,
 ``logging``, ``metrics``, ``tracing``), runs one worker under ``valgrind --tool=callgrind`` twice:
 once serving 0 requests and once serving ``N`` (after the same 200 warm-up requests). The
@@ -103,15 +104,19 @@ def count(tree: Path, site: Path, cwd: Path, config: str, requests: int) -> int:
     return int(found.group(1))
 
 
-def per_request(tree: Path, site: Path, cwd: Path, requests: int, jobs: int) -> dict[str, float]:
-    """Instructions per request of every configuration in ``tree``."""
-    runs = [(config, n) for config in CONFIGS + ("bare",) for n in (0, requests)]
+def per_request(
+    tree: Path, site: Path, cwd: Path, requests: int, jobs: int, configs: tuple[str, ...] = CONFIGS
+) -> dict[str, float]:
+    """Instructions per request of each of ``configs`` (and ``bare``) in ``tree``."""
+    runs = [(config, n) for config in configs + ("bare",) for n in (0, requests)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         totals = dict(zip(runs, pool.map(lambda run: count(tree, site, cwd, *run), runs), strict=True))
-    return {config: (totals[config, requests] - totals[config, 0]) / requests for config in ("bare", *CONFIGS)}
+    return {config: (totals[config, requests] - totals[config, 0]) / requests for config in ("bare", *configs)}
 
 
-def table(labels: tuple[str, str], counts: tuple[dict[str, float], dict[str, float]]) -> str:
+def table(
+    labels: tuple[str, str], counts: tuple[dict[str, float], dict[str, float]], configs: tuple[str, ...] = CONFIGS
+) -> str:
     base, this = counts
     lines = [
         f"| configuration | base {labels[0]}: instructions | this {labels[1]}: instructions | this/base |",
@@ -119,7 +124,7 @@ def table(labels: tuple[str, str], counts: tuple[dict[str, float], dict[str, flo
         f"| bare (per request, not overhead) | {base['bare']:,.0f} | {this['bare']:,.0f} "
         f"| {this['bare'] / base['bare']:.3f} |",
     ]
-    for name in CONFIGS:
+    for name in configs:
         b, t = base[name] - base["bare"], this[name] - this["bare"]
         lines.append(f"| {name} | {b:,.0f} | {t:,.0f} | {t / b:.3f} |")
     return "\n".join(lines)
@@ -128,7 +133,10 @@ def table(labels: tuple[str, str], counts: tuple[dict[str, float], dict[str, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default=DEFAULT_BASE, help=f"base revision (default {DEFAULT_BASE})")
-    parser.add_argument("--this", default="HEAD", help="the revision compared with it (default HEAD)")
+    parser.add_argument(
+        "--this", default="HEAD", help="the revision compared with it (default HEAD; '.': the working tree as it is)"
+    )
+    parser.add_argument("--only", nargs="+", choices=CONFIGS, help="these configurations only (and bare)")
     parser.add_argument("--requests", type=int, default=2000, help="requests counted per run (default 2000)")
     parser.add_argument("--jobs", type=int, default=2, help="callgrind runs at once (default 2)")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
@@ -139,27 +147,32 @@ def main() -> None:
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    configs = tuple(args.only or CONFIGS)
     scratch = Path(tempfile.mkdtemp(prefix="ops-observe-count-"))
-    commits = [git("rev-parse", "--verify", f"{rev}^{{commit}}") for rev in (args.base, args.this)]
-    trees = [scratch / "base", scratch / "this"]
+    working = args.this == "."
+    revisions = (args.base, "HEAD" if working else args.this)
+    commits = [git("rev-parse", "--verify", f"{rev}^{{commit}}") for rev in revisions]
+    trees = [scratch / "base", HERE.parent if working else scratch / "this"]
+    labels = (commits[0][:7], f"{commits[1][:7]}+changes" if working else commits[1][:7])
     try:
         for tree, commit in zip(trees, commits, strict=True):
-            git("worktree", "add", "--detach", str(tree), commit)
+            if tree.is_relative_to(scratch):
+                git("worktree", "add", "--detach", str(tree), commit)
         cwd = scratch / "cwd"
         cwd.mkdir()
         counts = []
         for tree in trees:
             site = scratch / f"site-{tree.name}"
             write_site(tree, site)
-            counts.append(per_request(tree, site, cwd, args.requests, args.jobs))
+            counts.append(per_request(tree, site, cwd, args.requests, args.jobs, configs))
     finally:
         for tree in trees:
-            if tree.exists():
+            if tree.is_relative_to(scratch) and tree.exists():
                 git("worktree", "remove", "--force", str(tree))
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"# callgrind instructions per request, GET {PATH}, {args.requests} requests after {WARMUP} warm-up")
     print()
-    print(table((commits[0][:7], commits[1][:7]), (counts[0], counts[1])))
+    print(table(labels, (counts[0], counts[1]), configs))
 
 
 if __name__ == "__main__":
