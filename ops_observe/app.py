@@ -12,7 +12,7 @@ from asgiref.compatibility import guarantee_single_callable
 
 from ops_observe import plugins, request
 from ops_observe.app_paths import app_serves
-from ops_observe.current import SOLE, serving, set_default
+from ops_observe.current import serving, set_default
 from ops_observe.routes import is_django_app
 from ops_observe.settings import Settings, load_settings, validate
 from ops_observe.stack import build_stack
@@ -44,13 +44,10 @@ class EndpointRouter:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            facts = request.current()
-            if facts is not None and facts.scope is scope:
-                path = facts.path  # stripped of the root path once, for every middleware
-            elif scope.get("root_path"):
-                path = request.app_path(scope)
-            else:
-                path = scope["path"]
+            path = scope["path"]
+            if scope.get("root_path"):  # stripped once, for every middleware, where the facts are
+                facts = request.current()
+                path = facts.path if facts is not None and facts.scope is scope else request.app_path(scope)
             endpoint = self.endpoints.get(path)
             if endpoint is not None:
                 await endpoint(scope, receive, send)
@@ -84,8 +81,7 @@ class ObservedApp:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        sole = SOLE.ref
-        if sole is not None and sole() is self.suite:  # the only app alive is the default already
+        if self.suite.alone:  # the only app alive is the default already
             await self.stack(scope, receive, send)
             return
         token = serving.set(self.suite)

@@ -6,8 +6,9 @@ for each request, so two wrapped apps serving at once stay apart), else the proc
 most recently wrapped app still alive.
 
 While one wrapped app is alive in the process (the usual case), it is the default, so serving a
-request needs no context variable set: :data:`SOLE` (or :func:`sole`) tells the app so, and it
-skips that per-request step. The moment a second app is wrapped, every request sets :data:`serving` again.
+request needs no context variable set: its suite's ``alone`` attribute (or :func:`sole`) tells
+the app so, and it skips that per-request step. The moment a second app is wrapped, every
+request sets :data:`serving` again.
 """
 
 from __future__ import annotations
@@ -19,29 +20,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ops_observe.suite import Suite
 
-__all__ = ["SOLE", "current_suite", "serving", "set_default", "sole"]
+__all__ = ["current_suite", "serving", "set_default", "sole"]
 
 serving: ContextVar[Suite | None] = ContextVar("ops_observe_serving_suite", default=None)
 """The suite of the app serving the current request."""
 
 # Every wrapped app's suite, oldest first, held weakly (a wrapped app is not kept alive by this).
 _wrapped: list[weakref.ref[Suite]] = []
-
-
-class _Sole:
-    """Holds the reference to the one suite alive while there is exactly one (``ref``), else ``None``.
-
-    Read on every request by :class:`ops_observe.app.ObservedApp` (one attribute, one weakref call,
-    no Python frame): ``ref = SOLE.ref; if ref is not None and ref() is suite: ...``.
-    """
-
-    __slots__ = ("ref",)
-
-    def __init__(self) -> None:
-        self.ref: weakref.ref[Suite] | None = None
-
-
-SOLE = _Sole()
 
 
 def current_suite() -> Suite | None:
@@ -64,8 +49,7 @@ def set_default(suite: Suite) -> None:
 
 def sole(suite: Suite) -> bool:
     """Whether ``suite`` is the only wrapped app's alive, hence the default without being set."""
-    ref = SOLE.ref
-    return ref is not None and ref() is suite
+    return suite.alone
 
 
 def _forget(dead: weakref.ref[Suite]) -> None:
@@ -76,5 +60,6 @@ def _forget(dead: weakref.ref[Suite]) -> None:
 
 
 def _recount() -> None:
-    alive = [ref for ref in _wrapped if ref() is not None]
-    SOLE.ref = alive[0] if len(alive) == 1 else None
+    alive = [suite for suite in (ref() for ref in _wrapped) if suite is not None]
+    for suite in alive:
+        suite.alone = len(alive) == 1

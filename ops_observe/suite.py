@@ -35,6 +35,9 @@ class Suite:
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._frozen = False
+        # Kept by ops_observe.current: this suite is the only wrapped app's alive, hence the
+        # process default, so serving a request needs no context variable set.
+        self.alone = False
 
     @property
     def endpoints(self) -> MappingProxyType[str, ASGIApp]:
