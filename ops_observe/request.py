@@ -10,7 +10,7 @@ app, its route template and how it ended. They are computed here, once per reque
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        facts, receive, send, token = request.enter(scope, receive, send, django=self.django)
+        facts, receive, send, token = request.enter(scope, receive, send, self.django)
         try:
             await self.app(scope, receive, send)
         except BaseException as exc:
@@ -24,7 +24,7 @@ app, its route template and how it ended. They are computed here, once per reque
 
 API:
 
-* ``enter(scope, receive, send, *, django=None) -> (facts, receive, send, token)``: the facts of
+* ``enter(scope, receive, send, django=None) -> (facts, receive, send, token)``: the facts of
   ``scope``. The first middleware to see the scope (the outermost) creates them, wraps ``receive``
   and ``send`` once to record the outcome, and makes them current; it gets the wrapped callables
   and a token. A middleware inside it, handed the same scope dict with the same ``root_path``, gets
@@ -157,7 +157,7 @@ class RequestFacts:
     _receive: Receive
     _send: Send
 
-    def __init__(self, scope: Scope, *, django: bool | None = None) -> None:
+    def __init__(self, scope: Scope, django: bool | None = None) -> None:
         self.scope = scope
         raw: str = scope["method"]
         self.raw_method = raw
@@ -294,7 +294,7 @@ current: Callable[[], RequestFacts | None] = _current.get
 
 
 def enter(
-    scope: Scope, receive: Receive, send: Send, *, django: bool | None = None
+    scope: Scope, receive: Receive, send: Send, django: bool | None = None
 ) -> tuple[RequestFacts, Receive, Send, Token[RequestFacts | None] | None]:
     """The facts of ``scope`` and the ``receive``/``send`` to pass on; see the module docstring.
 
@@ -312,7 +312,7 @@ def enter(
     facts = _current.get()
     if facts is not None and facts.scope is scope and facts.root_path == scope.get("root_path", ""):
         return facts, receive, send, None
-    facts = RequestFacts(scope, django=django)
+    facts = RequestFacts(scope, django)  # positional: a keyword costs a dict per call
     facts._receive = receive
     facts._send = send
     return facts, facts._observe_receive, facts._observe_send, _current.set(facts)

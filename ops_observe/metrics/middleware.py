@@ -154,7 +154,7 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        facts, receive, send, token = enter(scope, receive, send, django=self.django)
+        facts, receive, send, token = enter(scope, receive, send, self.django)  # positional: cheaper
         method = facts.method
         trace_id = self.trace_id
         exemplars = _exemplars(facts, trace_id) if trace_id is not None else None
