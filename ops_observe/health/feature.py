@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 
 import anyio
@@ -22,6 +23,7 @@ from ops_observe.health.runner import (
     FAIL,
     PASS,
     WARN,
+    BoundCheck,
     CheckResult,
     HealthChecks,
     build_checks,
@@ -51,7 +53,22 @@ def validate(settings: Settings) -> None:
     run first: a misspelt plugin or option is a :class:`ops_observe.SettingsError` naming its key,
     even when ``health.enabled`` is false.
     """
-    build_checks(settings)
+    global _validated
+    _validated = (weakref.ref(settings), build_checks(settings))
+
+
+# The checks built by the last validate(), for the install() that wrap() runs right after it:
+# a check's constructor runs once per wrapped app, not once to validate and again to serve.
+_validated: tuple[weakref.ref[Settings], list[BoundCheck]] | None = None
+
+
+def _checks_of(settings: Settings) -> list[BoundCheck]:
+    global _validated
+    if _validated is not None and _validated[0]() is settings:
+        checks = _validated[1]
+        _validated = None
+        return checks
+    return build_checks(settings)
 
 
 def install(suite: Suite) -> None:
@@ -65,7 +82,7 @@ def install(suite: Suite) -> None:
     if not health.enabled:
         return
     checks = HealthChecks(
-        build_checks(suite.settings),
+        _checks_of(suite.settings),
         cache_seconds=health.cache_seconds,
         observe=_metrics(suite),
     )

@@ -70,12 +70,14 @@ def third_party_dist_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fr
             from ops_observe.health import HealthCheck, ServiceUnavailable
 
             PROBES = []
+            BUILT = []
 
 
             class AcmeCheck(HealthCheck):
                 """A third party's check: fails when told to."""
 
                 def __init__(self, *, answer: str = "42", fail: bool = False) -> None:
+                    BUILT.append(answer)
                     self.answer = answer
                     self.fail = fail
 

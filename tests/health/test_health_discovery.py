@@ -50,6 +50,22 @@ def test_a_probe_storm_reaches_a_third_party_check_once_per_interval(third_party
     assert acme_health_check.PROBES == ["storm"]
 
 
+def test_a_check_is_built_once_per_wrapped_app_though_wrap_validates_first(third_party_dist: Path) -> None:
+    import acme_health_check
+
+    first = wrap({"checks": {"acme": {"plugin": "acme", "answer": "one"}}})
+    second = wrap({"checks": {"acme": {"plugin": "acme", "answer": "two"}}})
+    assert acme_health_check.BUILT == ["one", "two"]
+    # Each app has its own instance, and serves with it.
+    assert get(first, "/health/ready").json()["checks"]["acme"]["details"] == {"answer": "one"}
+    assert get(second, "/health/ready").json()["checks"]["acme"]["details"] == {"answer": "two"}
+    # Validating alone (as every ops-observe command does) builds them too, to bind their options.
+    from ops_observe.settings import load_settings, validate
+
+    validate(load_settings({"health": {"checks": {"acme": {"plugin": "acme", "answer": "three"}}}}))
+    assert acme_health_check.BUILT == ["one", "two", "three"]
+
+
 def test_a_third_party_option_typo_names_the_check_and_option(third_party_dist: Path) -> None:
     with pytest.raises(SettingsError) as caught:
         wrap({"checks": {"acme": {"plugin": "acme", "anwser": "x"}}})
