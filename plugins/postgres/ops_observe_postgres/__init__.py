@@ -10,11 +10,11 @@ registered in the entry-point group ``ops_observe.health_checks`` like any third
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any
 
 import anyio.to_thread
+import sniffio
 
 from ops_observe.health import HealthCheck, ServiceUnavailable, UnexpectedResult
 from ops_observe.plugins import import_from_string
@@ -50,7 +50,7 @@ class PostgresCheck(HealthCheck):
 
     async def check(self) -> dict[str, Any]:
         """Run the query once on a fresh connection (or the pool's); raise when unreachable or wrong."""
-        if _on_asyncio():
+        if sniffio.current_async_library() == "asyncio":  # the driver's async client
             return await self._check_async()
         # Abandoned on the runner's timeout; the thread ends by libpq's own timeouts.
         return await anyio.to_thread.run_sync(self._check_blocking, abandon_on_cancel=True)
@@ -112,12 +112,3 @@ def _unavailable(exc: Exception) -> ServiceUnavailable:
     # The first line only: libpq appends hints that may repeat the connection string.
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return ServiceUnavailable(f"{type(exc).__name__}: {message}")
-
-
-def _on_asyncio() -> bool:
-    """Whether the running event loop is asyncio's (under trio there is none)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True

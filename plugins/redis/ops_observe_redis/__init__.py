@@ -9,10 +9,10 @@ registered in the entry-point group ``ops_observe.health_checks`` like any third
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import anyio.to_thread
+import sniffio
 
 from ops_observe.health import HealthCheck, ServiceUnavailable, UnexpectedResult
 
@@ -41,7 +41,7 @@ class RedisCheck(HealthCheck):
 
     async def check(self) -> dict[str, Any]:
         """PING once on a fresh connection, without retries: a probe must tell the truth now."""
-        if _on_asyncio():
+        if sniffio.current_async_library() == "asyncio":  # the driver's async client
             return await self._check_async()
         # Abandoned on the runner's timeout; the thread ends by its socket timeouts.
         return await anyio.to_thread.run_sync(self._check_blocking, abandon_on_cancel=True)
@@ -91,12 +91,3 @@ class RedisCheck(HealthCheck):
             "memory": {k: memory[k] for k in _MEMORY if k in memory},
             "clients": {k: clients[k] for k in _CLIENTS if k in clients},
         }
-
-
-def _on_asyncio() -> bool:
-    """Whether the running event loop is asyncio's (under trio there is none)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
