@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote, unquote_plus
 
@@ -141,17 +141,19 @@ def clean_query(query: str, extra_words: frozenset[str] = frozenset()) -> str | 
     return "".join(parts) if changed else None
 
 
-def clean_url_attributes(span: trace.Span, cleaned: str) -> None:
-    """Put the ``cleaned`` query in the URL attributes the stock middleware recorded."""
-    attributes = getattr(span, "attributes", None) or {}
+def clean_url_attributes(attributes: Mapping[str, Any], cleaned: str) -> dict[str, str]:
+    """The URL attributes of ``attributes`` (as the stock middleware records them) with the
+    ``cleaned`` query in place of the one they hold: only those that change."""
+    changed: dict[str, str] = {}
     for key in ("http.url", "url.full"):
         value = attributes.get(key)
         if isinstance(value, str) and "?" in value:
             base = value.split("?", 1)[0]
             # The stock http.url holds the percent-decoded query; keep that form.
-            span.set_attribute(key, f"{base}?{unquote(cleaned) if key == 'http.url' else cleaned}")
+            changed[key] = f"{base}?{unquote(cleaned) if key == 'http.url' else cleaned}"
     if isinstance(attributes.get("url.query"), str):
-        span.set_attribute("url.query", cleaned)
+        changed["url.query"] = cleaned
     target = attributes.get("http.target")
     if isinstance(target, str) and "?" in target:
-        span.set_attribute("http.target", f"{target.split('?', 1)[0]}?{cleaned}")
+        changed["http.target"] = f"{target.split('?', 1)[0]}?{cleaned}"
+    return changed

@@ -1,21 +1,22 @@
-"""Tracing: opentelemetry-instrumentation-asgi's middleware, named by route, with error-keeping sampling.
+"""Tracing: the server span, built with the SDK, named by route, with error-keeping sampling.
 
-A request the sampler keeps goes through the stock ``OpenTelemetryMiddleware`` unchanged in its
-span semantics, with three settings of its own hooks: the span is named ``"{method} {route}"``
-and gets ``http.route`` once routing is done (the stock name is the raw path), the per-message
-``http receive`` / ``http send`` spans are off unless asked for, and the correlation ID is an
-attribute. Sensitive query parameters are replaced by ``REDACTED`` in the recorded URL.
+A request the sampler keeps gets a server span started directly on the app's tracer, with the
+attributes opentelemetry-instrumentation-asgi records for the configured semantic conventions
+(``OTEL_SEMCONV_STABILITY_OPT_IN``), the correlation ID, and sensitive query values replaced by
+``REDACTED``. No ``send`` or ``receive`` is wrapped for it: the outcome (status, route, exception,
+client gone) is read from :mod:`ops_observe.request` once the app returned or raised, and the span
+is named ``"{method} {route}"`` (the method only when no route matched) and ended then, so an
+exception raised after the response (Starlette's 500, then its re-raise) is on it. A request whose
+client went away is a 499, the client's doing: never ERROR. ``message_spans = true`` runs the stock
+middleware instead, for its per-message ``http receive`` / ``http send`` spans.
 
-A request the sampler drops does not go through it at all: the decision is made up front (see
-:mod:`ops_observe.tracing.sampling`), and the request runs with the W3C *not sampled* context
-as its current OpenTelemetry context: a non-recording span with real ids and no ``SAMPLED``
-flag, so the app's own spans and other instrumentations (under a parent-based sampler) see a
-real "not sampled" parent, and outgoing calls propagate ``-00``. If that request fails (a 5xx
-or an exception), its server span is recorded after the fact, with those ids, its real start
-time and the stock middleware's attributes, so every failed request is exported (with its held
-children, under ``keep_error_children``). A kept request whose bytes the stock middleware cannot
-read (a query string that is not UTF-8, some header bytes) runs the same way with a *sampled*
-non-recording span, and its server span is always recorded after the fact with those ids.
+A request the sampler drops runs with the W3C *not sampled* context (see
+:mod:`ops_observe.tracing.sampling`) as its current OpenTelemetry context: a non-recording span with
+real ids and no ``SAMPLED`` flag, so the app's own spans and other instrumentations (under a
+parent-based sampler) see a real "not sampled" parent, and outgoing calls propagate ``-00``. If
+that request fails (a 5xx or an exception), its server span is recorded after the fact, with those
+ids, its real start time and the same shape as a sampled one (the same code builds both), so every
+failed request is exported (with its held children, under ``keep_error_children``).
 
 With nothing to record (``exporter = "none"``), the middleware attaches nothing to the
 OpenTelemetry context: the app's own spans get exactly the parents they have unwrapped (a root,
@@ -35,11 +36,12 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.asgi import (
-    OpenTelemetryMiddleware,
-    collect_request_attributes,
-    set_status_code,
+from opentelemetry.instrumentation._semconv import (
+    _OpenTelemetrySemanticConventionStability,
+    _OpenTelemetryStabilitySignalType,
+    _StabilityMode,
 )
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware, collect_custom_headers_attributes
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import (
     INVALID_SPAN_CONTEXT,
@@ -50,6 +52,15 @@ from opentelemetry.trace import (
     StatusCode,
     TraceFlags,
 )
+from opentelemetry.util.http import (
+    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,
+    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
+    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,
+    SanitizeValue,
+    get_custom_headers,
+    normalise_request_header_name,
+    normalise_response_header_name,
+)
 
 from ops_observe import request
 from ops_observe.correlation import get_correlation_id
@@ -58,6 +69,7 @@ from ops_observe.root import Settings
 from ops_observe.routes import is_django_app, route_template
 from ops_observe.secrets import secret_words
 from ops_observe.suite import Suite
+from ops_observe.tracing.attributes import RequestAttributes
 from ops_observe.tracing.http import (
     REDACTED,
     ServerParentTracer,
@@ -79,6 +91,8 @@ _METHODS = {m: m for m in request.STANDARD_METHODS}  # span names: other methods
 # Root trace ids drawn here are random: say so (W3C trace context level 2), as the SDK does.
 _RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
 _ROOT_FLAGS = {False: TraceFlags(_RANDOM), True: TraceFlags(TraceFlags.SAMPLED | _RANDOM)}
+_ERROR = Status(StatusCode.ERROR)
+_NO_ATTRIBUTES: dict[str, Any] = {}
 
 request_ids: ContextVar[SpanContext] = ContextVar("ops_observe_tracing_request_ids", default=INVALID_SPAN_CONTEXT)
 """The ids of the request being served when nothing is recorded (``exporter = "none"``).
@@ -96,7 +110,8 @@ class TracingMiddleware:
         app: The ASGI app to wrap.
         runtime: The app's tracing runtime (provider, propagator, sampling bound), from
             :func:`ops_observe.tracing.provider.build_runtime`.
-        message_spans: Keep the stock per-message ``http receive`` / ``http send`` spans.
+        message_spans: Keep the stock per-message ``http receive`` / ``http send`` spans (the
+            stock middleware then makes the server span).
         keep_error_children: Record the child spans of unsampled requests too, and export them
             with the server span when the request fails (each child then costs a recorded span).
         sensitive_params: More secret words for query parameters (see :func:`ops_observe.secrets.secret_words`);
@@ -120,15 +135,23 @@ class TracingMiddleware:
         self.app = app
         self.runtime = runtime
         self.tracer = runtime.tracer
-        self.otel = OpenTelemetryMiddleware(
-            self._named,
-            default_span_details=_span_details,
-            server_request_hook=self._on_server_span,
-            tracer=ServerParentTracer(runtime.tracer),
-            meter_provider=NoOpMeterProvider(),  # HTTP metrics are the metrics middleware's job
-            exclude_spans=None if message_spans else ["receive", "send"],
+        self.otel = (
+            OpenTelemetryMiddleware(
+                self._named,
+                default_span_details=_span_details,
+                server_request_hook=self._on_server_span,
+                tracer=ServerParentTracer(runtime.tracer),
+                meter_provider=NoOpMeterProvider(),  # HTTP metrics are the metrics middleware's job
+            )
+            if message_spans
+            else None
         )
-        self.semconv_mode = self.otel._sem_conv_opt_in_mode
+        self.semconv_mode = semconv_mode()
+        self.request_attributes = RequestAttributes(self.semconv_mode)
+        # Headers captured as attributes, as the stock middleware does (its environment variables).
+        self.capture_request = get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST)
+        self.capture_response = get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE)
+        self.sanitize = SanitizeValue(get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS))
         self.excluded = frozenset(exclude_paths)
         self.sensitive = secret_words(sensitive_params)
         self.correlation_attribute = correlation_attribute
@@ -145,7 +168,7 @@ class TracingMiddleware:
             await self.app(scope, receive, send)
             return
         # The request's facts (method, app path, route, outcome), shared with the inner middlewares.
-        facts, receive, send, facts_token = request.enter(scope, receive, send, django=self.django)
+        facts, receive, send, facts_token = request.enter(scope, receive, send, self.django)
         runtime_token = runtime_var.set(self.runtime)
         try:
             parent_context, parent = self._parent(scope)
@@ -154,22 +177,14 @@ class TracingMiddleware:
             else:
                 trace_id = random.getrandbits(128) or 1
                 sampled = (trace_id & TRACE_ID_LOW_MASK) < self.bound
-            # The stock middleware raises on a query string that is not UTF-8 and on some header
-            # bytes: such a request takes the other path, which records it (if it fails) with
-            # those bytes made printable.
-            if sampled and self.record and stock_can_read(scope):
-                # An empty context for a root: the stock middleware would otherwise pass the parent
-                # that the process-global propagator found, a format this app may not accept.
-                cell = Handoff(trace_id=0 if parent.is_valid else trace_id, context=parent_context or Context())
-                token = handoff.set(cell)
-                try:
-                    await self.otel(scope, receive, send)
-                finally:
-                    handoff.reset(token)
-            elif not self.record:
+            if not self.record:
                 await self._untraced(scope, receive, send, parent, trace_id, sampled)
+            elif sampled and self.otel is None:
+                await self._traced(scope, receive, send, facts, parent_context, 0 if parent.is_valid else trace_id)
+            elif sampled and stock_can_read(scope):  # message_spans: the stock middleware raises on some bytes
+                await self._stock(scope, receive, send, parent_context, 0 if parent.is_valid else trace_id)
             else:
-                await self._unsampled(scope, receive, send, parent_context, parent, trace_id, sampled)
+                await self._unsampled(scope, receive, send, facts, parent_context, parent, trace_id, sampled)
         except BaseException as exc:
             facts.fail(exc)
             raise
@@ -197,6 +212,100 @@ class TracingMiddleware:
                 return extracted, trace.get_current_span(extracted).get_span_context()
         return None, INVALID_SPAN_CONTEXT
 
+    async def _traced(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        facts: request.RequestFacts,
+        parent_context: Context | None,
+        trace_id: int,
+    ) -> None:
+        """Run a kept request in its server span, ended once the app returned or raised."""
+        span = self._start_span(scope, parent_context, trace_id)
+        token = context_api.attach(trace.set_span_in_context(span, parent_context))
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as exc:
+            facts.fail(exc)  # before the span ends: this middleware's own except comes after
+            raise
+        finally:
+            context_api.detach(token)
+            self._end_span(span, facts)
+
+    def _start_span(
+        self, scope: Scope, parent_context: Context | None, trace_id: int, span_id: int = 0, start: int | None = None
+    ) -> trace.Span:
+        """Start the server span: the stock middleware's attributes, the correlation ID, a redacted query.
+
+        The sampling decision was made up front, so it is forced; ``trace_id`` / ``span_id`` (0:
+        the SDK draws them) are the ids the request was given.
+        """
+        readable = readable_scope(scope)  # the stock attribute code raises on some bytes: made printable
+        attributes = self.request_attributes(readable)
+        if self.correlation_attribute is not None:
+            correlation_id = get_correlation_id()
+            if correlation_id is not None:
+                attributes[self.correlation_attribute] = correlation_id
+        query = readable.get("query_string")
+        if query:
+            cleaned = clean_query(query.decode("utf-8", "replace"), self.sensitive)
+            if cleaned is not None:
+                attributes.update(clean_url_attributes(attributes, cleaned))
+        if self.capture_request:
+            attributes.update(
+                collect_custom_headers_attributes(
+                    readable, self.sanitize, self.capture_request, normalise_request_header_name
+                )
+            )
+        # Under a span already active in this process (an outer instrumentation's server span), the
+        # request's span is INTERNAL, as the stock middleware makes it: one SERVER span per hop.
+        kind = SpanKind.INTERNAL if trace.get_current_span().get_span_context().is_valid else SpanKind.SERVER
+        token = handoff.set(Handoff(trace_id=trace_id, span_id=span_id, force=True))
+        try:
+            # An empty context, not None: None would make the current (non-recording) span the parent.
+            return self.tracer.start_span(
+                _span_details(scope)[0], parent_context or Context(), kind, attributes, start_time=start
+            )
+        finally:
+            handoff.reset(token)
+
+    def _end_span(self, span: trace.Span, facts: request.RequestFacts) -> None:
+        """Name the span by route, give it the request's status and exception, and end it."""
+        status, route, error = _span_outcome(facts)
+        attributes, code = self.request_attributes.response(status) if status else (_NO_ATTRIBUTES, StatusCode.UNSET)
+        if route is not None:
+            span.update_name(f"{_span_details(facts.scope)[0]} {route}")
+            attributes = {**attributes, "http.route": route}
+        if self.capture_response and facts.response_status:
+            message = {"headers": facts.response_headers}
+            captured = collect_custom_headers_attributes(
+                message, self.sanitize, self.capture_response, normalise_response_header_name
+            )
+            attributes = {**attributes, **captured}
+        if attributes:
+            span.set_attributes(attributes)
+        if error is not None:
+            if isinstance(error, Exception):
+                span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        elif code is StatusCode.ERROR:
+            span.set_status(_ERROR)
+        span.end()
+
+    async def _stock(
+        self, scope: Scope, receive: Receive, send: Send, parent_context: Context | None, trace_id: int
+    ) -> None:
+        """Run a kept request through the stock middleware (``message_spans``)."""
+        assert self.otel is not None
+        # An empty context for a root: the stock middleware would otherwise pass the parent that
+        # the process-global propagator found, a format this app may not accept.
+        token = handoff.set(Handoff(trace_id=trace_id, context=parent_context or Context()))
+        try:
+            await self.otel(scope, receive, send)
+        finally:
+            handoff.reset(token)
+
     async def _named(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app as the stock middleware calls it: names the server span once routing is done."""
         span = trace.get_current_span()
@@ -216,13 +325,12 @@ class TracingMiddleware:
             if not named:
                 self._name(span, scope, root_path)
 
-    def _name(self, span: trace.Span, scope: Scope, root_path: str) -> str | None:
+    def _name(self, span: trace.Span, scope: Scope, root_path: str) -> None:
         facts = request.current()
         template = facts.route if facts is not None and facts.scope is scope else route_template(scope, root_path)
         if template is not None and span.is_recording():
             span.update_name(f"{_span_details(scope)[0]} {template}")
             span.set_attribute("http.route", template)
-        return template
 
     def _on_server_span(self, span: trace.Span, scope: Scope) -> None:
         """The stock middleware's request hook: correlation ID, and sensitive query values out of URLs."""
@@ -234,7 +342,7 @@ class TracingMiddleware:
         if query:
             cleaned = clean_query(query.decode("utf-8", "replace"), self.sensitive)
             if cleaned is not None:
-                clean_url_attributes(span, cleaned)
+                span.set_attributes(clean_url_attributes(getattr(span, "attributes", None) or {}, cleaned))
 
     async def _untraced(
         self, scope: Scope, receive: Receive, send: Send, parent: SpanContext, trace_id: int, sampled: bool
@@ -258,6 +366,7 @@ class TracingMiddleware:
         scope: Scope,
         receive: Receive,
         send: Send,
+        facts: request.RequestFacts,
         parent_context: Context | None,
         parent: SpanContext,
         trace_id: int,
@@ -267,9 +376,9 @@ class TracingMiddleware:
 
         A request the sampler drops runs in the W3C *not sampled* context (the parent's flags,
         which have no ``SAMPLED``, or ``RANDOM`` alone for a root), and its server span is
-        recorded only if it fails. A kept request the stock middleware cannot read (``sampled``)
-        runs with a sampled non-recording span, and its server span is always recorded with
-        those ids, so the app's spans under it are never left without their parent.
+        recorded only if it fails. A kept request the stock middleware cannot read (``sampled``,
+        under ``message_spans``) runs with a sampled non-recording span, and its server span is
+        always recorded with those ids, so the app's spans under it are never left without their parent.
         """
         # ``sampled`` is the parent's flag when there is one: its flags as they came, else ours.
         flags = parent.trace_flags if parent.is_valid else _ROOT_FLAGS[sampled]
@@ -277,67 +386,71 @@ class TracingMiddleware:
         span_context = SpanContext(trace_id, span_id, False, flags, parent.trace_state)
         token = context_api.attach(trace.set_span_in_context(NonRecordingSpan(span_context), parent_context))
         start = time.time_ns()
-        root_path = scope.get("root_path", "")
-        facts = request.current()
         held = Pending(trace_id) if self.keep_error_children and not sampled else None
         held_token = pending.set(held) if held is not None else None
         try:
             await self.app(scope, receive, send)
-        except Exception as exc:
-            status = facts.response_status if facts is not None else 0
-            self._keep_failed(scope, root_path, parent_context, span_context, start, status, exc, held)
+        except BaseException as exc:
+            facts.fail(exc)
             raise
-        else:
-            status = facts.response_status if facts is not None else 0
-            if sampled or status >= 500:
-                self._keep_failed(scope, root_path, parent_context, span_context, start, status, None, held)
         finally:
             if held_token is not None:
                 pending.reset(held_token)
             context_api.detach(token)
+            if sampled or _failed(facts):
+                self._keep_failed(scope, facts, parent_context, span_context, start, held)
 
     def _keep_failed(
         self,
         scope: Scope,
-        root_path: str,
+        facts: request.RequestFacts,
         parent_context: Context | None,
         ids: SpanContext,
         start: int,
-        status: int,
-        exc: Exception | None,
-        held: Pending | None = None,
+        held: Pending | None,
     ) -> None:
-        """Record the server span of a request after the fact, as the stock middleware would have.
+        """Record the server span of a request after the fact, as a kept request's would have been.
 
         That of a failed unsampled request, or of a kept one the stock middleware cannot read.
-
         The child spans ``held`` back during the request (``keep_error_children``) go with it.
         """
-        readable = readable_scope(scope)
-        attributes = collect_request_attributes(readable, self.semconv_mode)  # type: ignore[no-untyped-call]
-        cell = Handoff(trace_id=ids.trace_id, span_id=ids.span_id, force=True)
-        token = handoff.set(cell)
-        try:
-            span = self.tracer.start_span(
-                # An empty context, not None: None would make our own non-recording span the parent.
-                _span_details(scope)[0],
-                parent_context or Context(),
-                SpanKind.SERVER,
-                attributes,
-                start_time=start,
-            )
-        finally:
-            handoff.reset(token)
-        self._on_server_span(span, readable)
-        self._name(span, scope, root_path)
-        if status:
-            set_status_code(span, status, None, self.semconv_mode)  # type: ignore[no-untyped-call]
-        if exc is not None:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-        span.end()
+        span = self._start_span(scope, parent_context, ids.trace_id, ids.span_id, start)
+        self._end_span(span, facts)
         if held is not None and held.spans and self.queue is not None:
             self.queue.release(held.spans)
+
+
+def semconv_mode() -> _StabilityMode:
+    """The HTTP semantic conventions opentelemetry-instrumentation-asgi records (``OTEL_SEMCONV_STABILITY_OPT_IN``)."""
+    _OpenTelemetrySemanticConventionStability._initialize()  # type: ignore[no-untyped-call]
+    mode: _StabilityMode = _OpenTelemetrySemanticConventionStability._get_opentelemetry_stability_opt_in_mode(
+        _OpenTelemetryStabilitySignalType.HTTP
+    )
+    return mode
+
+
+def _span_outcome(facts: request.RequestFacts) -> tuple[int, str | None, BaseException | None]:
+    """``(status, route, error)`` for the server span.
+
+    The status is the one sent, else the request's (500 when the app raised or never answered).
+    A request whose client went away is the client's doing: a 499, never ERROR, unless a
+    response under 500 had started (its status is what the client saw). A 5xx sent once the client
+    was gone is the app's answer to the disconnect (Starlette's 500 for ``ClientDisconnect``),
+    which the server drops.
+    """
+    status, route, error = facts.outcome()
+    if status == request.CLIENT_CLOSED_STATUS:
+        sent = facts.response_status
+        return (sent if 0 < sent < 500 else status), route, None
+    return status, route, error
+
+
+def _failed(facts: request.RequestFacts) -> bool:
+    """Whether a request's server span must be kept whatever the sampler said: a server error."""
+    if facts.completed and facts.error is None:  # the common case, without the route's cost
+        return facts.response_status >= 500
+    status, _, error = _span_outcome(facts)
+    return error is not None or status >= 500
 
 
 def _span_details(scope: Scope) -> tuple[str, dict[str, Any]]:

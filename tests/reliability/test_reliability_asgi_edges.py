@@ -187,23 +187,10 @@ class Case:
 
 
 CASES = {
-    "client-gone-mid-body": Case(
-        gone_mid_body,
-        "POST",
-        "/upload",
-        499,
-        "WARNING",
-        span_finding="the span has status ERROR: Starlette answers the ClientDisconnect with a 500 (which uvicorn "
-        "drops) and the stock ASGI middleware marks the span as it passes; the SDK cannot unset an ERROR status",
-    ),
+    "client-gone-mid-body": Case(gone_mid_body, "POST", "/upload", 499, "WARNING"),
     "client-gone-mid-response": Case(gone_mid_response, "GET", "/stream", 499, "WARNING", span_status=200),
-    "raises-before-the-response": pytest.param(
-        Case(raises_before_response, "GET", "/boom", 500, "ERROR", "RuntimeError", span_status=500),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="the span has status ERROR but not the exception: the stock ASGI middleware ends the span when "
-            "Starlette's 500 response completes, before the exception reaches it (docs/reliability.md, Findings)",
-        ),
+    "raises-before-the-response": Case(
+        raises_before_response, "GET", "/boom", 500, "ERROR", "RuntimeError", span_status=500
     ),
     "raises-after-the-response-started": Case(
         raises_after_response_started, "GET", "/boom-after-start", 200, "ERROR", "RuntimeError", span_status=200
@@ -211,13 +198,8 @@ CASES = {
     "head": Case(head, "HEAD", "/load/{n}", 200, "INFO", span_status=200),
     "streaming": Case(streamed, "GET", "/stream", 200, "INFO", span_status=200),
     "server-sent-events": Case(server_sent_events(0), "GET", "/events", 200, "INFO", span_status=200, stream=True),
-    "long-lived-server-sent-events": pytest.param(
-        Case(server_sent_events(0.6), "GET", "/events", 200, "INFO", span_status=200, stream=True),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="logged at WARNING with slow: true (its duration passes logging.access.slow_request_ms), though "
-            "the metrics keep a stream's duration out of the latency histogram (docs/reliability.md, Findings)",
-        ),
+    "long-lived-server-sent-events": Case(
+        server_sent_events(0.6), "GET", "/events", 200, "INFO", span_status=200, stream=True
     ),
 }
 
