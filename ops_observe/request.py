@@ -78,7 +78,7 @@ sees them; an exception reaches the innermost middleware first, hence ``fail()``
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -90,11 +90,13 @@ __all__ = [
     "CLIENT_CLOSED_STATUS",
     "OTHER_METHOD",
     "STANDARD_METHODS",
+    "STREAM_MEDIA_TYPES",
     "RequestFacts",
     "current",
     "enter",
     "is_cancellation",
     "leave",
+    "media_types",
 ]
 
 STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
@@ -105,6 +107,10 @@ CLIENT_CLOSED_STATUS = 499
 """Status of a request whose client went away before the response completed (nginx's "client closed")."""
 CANCELLATIONS = frozenset({"CancelledError", "Cancelled", "ClientDisconnect", "ClientDisconnected"})
 """Class names of the exceptions that mean the request was cancelled or its client went away."""
+
+STREAM_MEDIA_TYPES = ("text/event-stream", "application/x-ndjson", "multipart/x-mixed-replace")
+"""Media types of long-lived streams, by default (``metrics.stream_content_types``): such a
+response's duration is how long it had news to send, not how slowly it answered."""
 
 _LABELS = {name: name for name in STANDARD_METHODS}
 _UNSET: Any = object()
@@ -120,6 +126,11 @@ def app_path(scope: Scope) -> str:
     if root_path and path.startswith(root_path):
         return path[len(root_path) :]
     return path
+
+
+def media_types(names: Iterable[str]) -> frozenset[bytes]:
+    """Media type names as :meth:`RequestFacts.is_stream` compares them (lower case, bytes)."""
+    return frozenset(name.strip().lower().encode("latin-1") for name in names)
 
 
 def is_cancellation(error: BaseException) -> bool:
@@ -194,6 +205,16 @@ class RequestFacts:
         if self._hooks is None:
             self._hooks = []
         self._hooks.append(callback)
+
+    def is_stream(self, types: frozenset[bytes]) -> bool:
+        """Whether the response is a long-lived stream: sent in several parts, with a media type of
+        ``types`` (from :func:`media_types`); read it after the app ran."""
+        if not self.streamed or not types:
+            return False
+        for name, value in self.response_headers:
+            if name.lower() == b"content-type":
+                return value.split(b";", 1)[0].strip().lower() in types
+        return False
 
     @property
     def route(self) -> str | None:

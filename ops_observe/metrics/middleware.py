@@ -20,7 +20,15 @@ from typing import Any
 
 from ops_observe.metrics.catalog import Catalog, GuardedMetric
 from ops_observe.metrics.http import Series, batchable
-from ops_observe.request import CLIENT_CLOSED_STATUS, OTHER_METHOD, STANDARD_METHODS, RequestFacts, enter, leave
+from ops_observe.request import (
+    CLIENT_CLOSED_STATUS,
+    OTHER_METHOD,
+    STANDARD_METHODS,
+    RequestFacts,
+    enter,
+    leave,
+    media_types,
+)
 from ops_observe.root import Settings
 from ops_observe.routes import is_django_app
 from ops_observe.suite import Suite
@@ -123,7 +131,7 @@ class MetricsMiddleware:
         self.in_progress: dict[str, Any] = {
             name: m["http_requests_in_progress"].metric.labels(name) for name in (*STANDARD_METHODS, OTHER_METHOD)
         }
-        self.stream_types = frozenset(t.strip().lower().encode("latin-1") for t in stream_content_types)
+        self.stream_types = media_types(stream_content_types)
         self.api_key_header = api_key_header.lower().encode("latin-1")
         self.own_endpoints: Mapping[str, str] = {path: path for path in own_endpoints}
         # Decided once per label set (in _children): the suite's endpoints are known at build time,
@@ -187,7 +195,7 @@ class MetricsMiddleware:
             sent = facts.response_size
             exemplar = exemplars[0] if exemplars else None
             # Only a response sent in several parts can be a stream: its type is looked at then.
-            stream = facts.streamed and bool(self.stream_types) and self._is_stream(facts.response_headers)
+            stream = facts.streamed and facts.is_stream(self.stream_types)
             series = children.series
             if series is not None:
                 # The common case: plain arithmetic, no lock, no call into prometheus-client.
@@ -248,12 +256,6 @@ class MetricsMiddleware:
 
     def _all_series(self) -> list[Series]:
         return [children.series for children in list(self.by_labels.values()) if children.series is not None]
-
-    def _is_stream(self, headers: Any) -> bool:
-        for name, value in headers:
-            if name.lower() == b"content-type":
-                return value.split(b";", 1)[0].strip().lower() in self.stream_types
-        return False
 
     def _security(self, scope: Scope, children: _Children, status: int) -> None:
         if status == 429:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from ops_observe.request import STREAM_MEDIA_TYPES
 from ops_observe.schema import metric_name, networks, setting, url_path
 
 DEFAULT_BUCKETS = (
@@ -26,11 +27,7 @@ DEFAULT_BUCKETS = (
     10.0,
 )
 DEFAULT_SIZE_BUCKETS = (100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0, 10_000_000.0)
-DEFAULT_STREAM_TYPES = (
-    "text/event-stream",
-    "application/x-ndjson",
-    "multipart/x-mixed-replace",
-)
+DEFAULT_STREAM_TYPES = STREAM_MEDIA_TYPES
 
 
 def _buckets(values: tuple[float, ...]) -> None:
