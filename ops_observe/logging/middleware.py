@@ -23,7 +23,15 @@ from ops_observe.logging import setup as _setup
 from ops_observe.logging.context import request_holder
 from ops_observe.logging.request_info import client_address, user_id_of
 from ops_observe.logging.stream import JsonStream
-from ops_observe.request import CLIENT_CLOSED_STATUS, OTHER_METHOD, RequestFacts, enter, leave
+from ops_observe.request import (
+    CLIENT_CLOSED_STATUS,
+    OTHER_METHOD,
+    STREAM_MEDIA_TYPES,
+    RequestFacts,
+    enter,
+    leave,
+    media_types,
+)
 from ops_observe.root import Settings
 from ops_observe.routes import is_django_app
 from ops_observe.suite import Suite
@@ -50,12 +58,15 @@ class AccessLogMiddleware:
         query: ``"omit"`` leaves the query string out; ``"redact"`` adds a ``query`` field, decoded,
             whose secrets the JSON stream redacts (``?token=...`` -> ``token=[REDACTED:secret]``).
         slow_request_ms: At or over this duration the line gets ``slow: true`` and at least WARNING;
-            0 disables.
+            0 disables. A long-lived stream (see ``stream_content_types``) is judged by its time to
+            first byte instead.
         trusted_proxies: Addresses or networks (``"10.0.0.0/8"``) whose ``X-Forwarded-For`` /
             ``Forwarded`` headers are believed; the client is then the nearest untrusted hop.
         user_agent_max: Longest user agent kept, in characters.
         stream: Write to this JSON stream rather than the installed one (the default, read per
             request); with neither, lines go through ``loguru.logger``.
+        stream_content_types: Media types of long-lived streams (``text/event-stream``...): a
+            response of one of them sent in several parts is slow by its time to first byte.
 
     The ``user_id`` field comes, first found, from ``bind_request(user_id=...)``,
     ``scope["state"]["user_id"]`` (Starlette's ``request.state.user_id = ...``), or an authenticated
@@ -73,6 +84,7 @@ class AccessLogMiddleware:
         trusted_proxies: Sequence[str] = (),
         user_agent_max: int = 256,
         stream: JsonStream | None = None,
+        stream_content_types: Collection[str] = STREAM_MEDIA_TYPES,
     ) -> None:
         if query not in ("omit", "redact"):
             raise ValueError(f"query must be 'omit' or 'redact', got {query!r}")
@@ -82,6 +94,8 @@ class AccessLogMiddleware:
         self.slow_s = slow_request_ms / 1000.0 if slow_request_ms > 0 else float("inf")
         self.networks = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
         self.user_agent_max = user_agent_max
+        self.agent_window = 2 * user_agent_max
+        self.stream_types = media_types(stream_content_types)
         self.logger_name = logger_name
         self.stream = stream
         self._log = _loguru.bind(_ops_logger=logger_name, _ops_kind=ACCESS_KIND).opt(depth=1)
@@ -92,7 +106,7 @@ class AccessLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        facts, receive, send, facts_token = enter(scope, receive, send, django=self.django)
+        facts, receive, send, facts_token = enter(scope, receive, send, self.django)
         if facts.path in self.exclude or scope["path"] in self.exclude:
             try:
                 await self.app(scope, receive, send)
@@ -123,7 +137,7 @@ class AccessLogMiddleware:
         headers = dict(scope["headers"])
         raw_agent = headers.get(b"user-agent")
         # Twice the kept length is redacted, then cut: a secret at the edge is seen whole.
-        user_agent = raw_agent[: 2 * self.user_agent_max].decode("latin-1") if raw_agent is not None else None
+        user_agent = raw_agent[: self.agent_window].decode("latin-1") if raw_agent is not None else None
         length = headers.get(b"content-length")
         request_size = int(length) if length is not None and length.isdigit() else None
         client = scope.get("client")
@@ -143,63 +157,56 @@ class AccessLogMiddleware:
         stream = self.stream or _setup.active
         if stream is not None:
             # The line's fields are built clean here (known keys, redacted strings), so the
-            # renderer writes them as they are: no per-field key checks on the hot path.
-            text = stream.renderer.text
-            path = text(path)
+            # renderer writes them as they are: no per-field key checks on the hot path. What the
+            # client wrote (path, method, user agent, query, forwarded host) is redacted; what is
+            # safe by construction (numbers, a standard method, the app's route template, the
+            # peer's address from the server) is not. A string seen clean before: one set look-up.
+            renderer = stream.renderer
+            clean = renderer.clean_strings
+            text = renderer.text
+            if path not in clean:
+                path = text(path)
             if facts.method == OTHER_METHOD:  # whatever the client wrote
                 method = text(method)
             if user_agent is not None:
-                user_agent = text(user_agent)[: self.user_agent_max]
+                user_agent = (user_agent if user_agent in clean else text(user_agent))[: self.user_agent_max]
             if query is not None:
                 query = text(query)
             if forwarded_host and host is not None:  # a header value: whatever the client wrote
                 host = text(host)
         elif user_agent is not None:
             user_agent = user_agent[: self.user_agent_max]
-        fields: dict[str, Any] = {
-            "method": method,
-            "path": path,
-            "status": status,
-            "duration_ms": int(duration * 1_000_000) / 1000,
-            "ttfb_ms": int((first_byte - start) * 1_000_000) / 1000 if first_byte else None,
-            "request_size": request_size,
-            "response_size": facts.response_size,
-            "client": host,
-            "user_agent": user_agent,
-            "http_version": scope.get("http_version"),
-        }
-        if route is not None:
-            fields["route"] = route
-        if query is not None:
-            fields["query"] = query
+        duration_ms = int(duration * 1_000_000) / 1000
+        ttfb_ms = int((first_byte - start) * 1_000_000) / 1000 if first_byte else None
+        response_size = facts.response_size
+        http_version = scope.get("http_version")
         # Values the app supplied (any type) go through the renderer's full cleaning, not as trusted.
         extra: dict[str, Any] | None = None
-        if "user_id" not in holder:
+        if "user_id" not in holder and ("state" in scope or "user" in scope):
             user_id = user_id_of(scope)
             if user_id is not None:
                 extra = {"user_id": user_id}
         level = "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
-        if duration >= self.slow_s:
-            fields["slow"] = True
-            if level == "INFO":
-                level = "WARNING"
+        # A long-lived stream (an event stream) is as slow as its first byte: its whole duration
+        # is how long it had news, not how slowly it answered (the metrics' rule for a stream).
+        judged = duration
+        if facts.streamed and first_byte and facts.is_stream(self.stream_types):
+            judged = first_byte - start
+        slow = judged >= self.slow_s
+        if slow and level == "INFO":
+            level = "WARNING"
         # A client that went away, or a cancellation, is no error: no error field, no traceback.
+        error_name = None
         if exc is not None:
-            fields["error"] = type(exc).__name__
+            error_name = type(exc).__name__
             level = "ERROR"  # also when the app raised after its response had started
         message = f"{method} {path} {status}"
         if stream is not None:
-            stream.emit(
-                level,
-                self.logger_name,
-                message,
-                extra,
-                depth=0,
-                exc_info=exc,
-                kind=ACCESS_KIND,
-                trusted=fields,
-                clean_message=True,
-            )
+            fields = self._fields(
+                method, path, status, duration_ms, ttfb_ms, request_size, response_size, host, user_agent,
+                http_version, route, query, slow, error_name,
+            )  # fmt: skip
+            stream.emit_trusted(level, self.logger_name, message, fields, extra, exc, ACCESS_KIND)
             error = facts.error  # the server error, or the cancellation of a client gone (a 499)
             if error is not None and stream.enabled(level):
                 # Written here with the request's context (a server error with its traceback): the
@@ -208,8 +215,52 @@ class AccessLogMiddleware:
             return
         # No JSON stream installed (the middleware used on its own): through loguru, whose
         # message formatting needs the braces of the path doubled.
+        fields = self._fields(
+            method, path, status, duration_ms, ttfb_ms, request_size, response_size, host, user_agent,
+            http_version, route, query, slow, error_name,
+        )  # fmt: skip
         message = message.replace("{", "{{").replace("}", "}}")
         self._log.opt(exception=exc).log(level, message, **fields, **(extra or {}))
+
+    @staticmethod
+    def _fields(
+        method: str,
+        path: str,
+        status: int,
+        duration_ms: float,
+        ttfb_ms: float | None,
+        request_size: int | None,
+        response_size: int,
+        host: str | None,
+        user_agent: str | None,
+        http_version: str | None,
+        route: str | None,
+        query: str | None,
+        slow: bool,
+        error_name: str | None,
+    ) -> dict[str, Any]:
+        """The line's fields, in the order of the line."""
+        fields: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": duration_ms,
+            "ttfb_ms": ttfb_ms,
+            "request_size": request_size,
+            "response_size": response_size,
+            "client": host,
+            "user_agent": user_agent,
+            "http_version": http_version,
+        }
+        if route is not None:
+            fields["route"] = route
+        if query is not None:
+            fields["query"] = query
+        if slow:
+            fields["slow"] = True
+        if error_name is not None:
+            fields["error"] = error_name
+        return fields
 
     def _trusted(self, host: str) -> bool:
         found = self._trust_memo.get(host)
@@ -228,7 +279,7 @@ def from_settings(app: ASGIApp, settings: Settings, *, suite: Suite | None = Non
     """The ``logging`` entry point: the access log configured from ``[ops_observe.logging.access]``.
 
     Without ``exclude_paths`` in the settings, the suite's own endpoints (``/health``,
-    ``/metrics``...) are excluded.
+    ``/metrics``...) are excluded. Long-lived streams are those of ``metrics.stream_content_types``.
     """
     section = settings.logging.access
     exclude = section.exclude_paths
@@ -241,4 +292,12 @@ def from_settings(app: ASGIApp, settings: Settings, *, suite: Suite | None = Non
         slow_request_ms=section.slow_request_ms,
         trusted_proxies=section.trusted_proxies,
         user_agent_max=section.user_agent_max,
+        stream_content_types=_stream_types(settings),
     )
+
+
+def _stream_types(settings: Settings) -> Collection[str]:
+    # The metrics' setting, so that the access log and the latency histogram agree on what a
+    # stream is; its default when the metrics section is not there (a build without the feature).
+    metrics = getattr(settings, "metrics", None)
+    return getattr(metrics, "stream_content_types", STREAM_MEDIA_TYPES)

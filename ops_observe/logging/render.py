@@ -12,9 +12,12 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.trace import propagation as trace_propagation
 
 from ops_observe.correlation import correlation_id
 from ops_observe.logging.context import context_fields, request_holder
@@ -58,6 +61,14 @@ def _orjson_dumps() -> Callable[[Any], str] | None:
     return dumps
 
 
+def _orjson_bytes() -> Callable[[Any], bytes] | None:
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson.dumps
+
+
 def encoders() -> dict[str, Callable[[Any], str]]:
     """The JSON encoders a renderer can use by name: ``"stdlib"``, and ``"orjson"`` when installed."""
     found: dict[str, Callable[[Any], str]] = {"stdlib": _ascii_dumps}
@@ -67,8 +78,20 @@ def encoders() -> dict[str, Callable[[Any], str]]:
     return found
 
 
+def _context_getter() -> Callable[[], Mapping[str, object]]:
+    # The current OpenTelemetry context, read in one call: with the default runtime context (a
+    # context variable), its own get, rather than the three Python frames of get_current_span().
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if isinstance(var, ContextVar):
+        return var.get
+    return otel_context.get_current
+
+
 _ENCODERS = encoders()
-_get_span = trace.get_current_span
+_otel_current = _context_getter()
+_SPAN_KEY: str = getattr(trace_propagation, "_SPAN_KEY", "")
+_INVALID = trace.INVALID_SPAN_CONTEXT
 _request_ids = request_ids.get  # the request's ids when tracing attaches no span (nothing recorded)
 TRUNCATED = "…[truncated]"
 TRUNCATED_HEAD = "[truncated]…"
@@ -104,6 +127,7 @@ class JsonRenderer:
             raise ValueError(f"JSON encoder {name!r} is not available; choose from {sorted(available)}")
         self.encoder = name
         self._dumps: Callable[[Any], str] = available[name]
+        self._raw_dumps: Callable[[Any], bytes] | None = _orjson_bytes() if name == "orjson" else None
         self.redactor = redactor
         self.redact = redactor is not NULL_REDACTOR
         # Strings the redactor has seen clean (shared with it): one set look-up for a repeated value.
@@ -149,9 +173,13 @@ class JsonRenderer:
         """RFC 3339 in UTC with microseconds: ``2026-11-27T15:04:05.123456Z``."""
         last_second, prefix = self._last_second
         if second != last_second:
-            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._last_second = (second, prefix)
+            prefix = self._second(second)
         return f"{prefix}.{micro:06d}Z"
+
+    def _second(self, second: int) -> str:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        self._last_second = (second, prefix)
+        return prefix
 
     def line(
         self,
@@ -182,8 +210,11 @@ class JsonRenderer:
         """
         try:
             flags: list[str] = []
+            last_second, prefix = self._last_second  # self.timestamp(), inline: once per line
+            if second != last_second:
+                prefix = self._second(second)
             out: dict[str, Any] = {
-                "timestamp": self.timestamp(second, micro),
+                "timestamp": f"{prefix}.{micro:06d}Z",
                 "level": level,
                 "logger": logger,
                 "message": message
@@ -195,10 +226,15 @@ class JsonRenderer:
                 out["kind"] = kind
             if self.service is not None:
                 out["service"] = self.service
-            context = _get_span().get_span_context()
-            if not context.is_valid:
+            # The current span's ids, else the request's (tracing that records nothing), else none;
+            # the span read from the context directly, as get_current_span() does in three frames.
+            span = _otel_current().get(_SPAN_KEY) if _SPAN_KEY else trace.get_current_span()
+            context: Any = span.get_span_context() if span is not None and isinstance(span, trace.Span) else _INVALID
+            if context is _INVALID or not context.is_valid:
                 context = _request_ids()
-            if context.is_valid:
+                if context is _INVALID or not context.is_valid:
+                    context = None
+            if context is not None:
                 out["trace_id"] = format(context.trace_id, "032x")
                 out["span_id"] = format(context.span_id, "016x")
             if source is not None and self.source:
@@ -217,7 +253,14 @@ class JsonRenderer:
                 out["exception"] = self.exception(exc_info[0], exc_info[1], exc_info[2], flags)
             if flags:
                 out["truncated"] = True
-            line = self._dumps(out)
+            raw = self._raw_dumps
+            if raw is None:
+                line = self._dumps(out)
+            else:  # orjson, called here rather than through the wrapper: one frame less a line
+                try:
+                    line = raw(out).decode()
+                except TypeError:
+                    line = _ascii_dumps(out)
             if len(line) > self.max_line:
                 line = self._shrink(out)
             return line

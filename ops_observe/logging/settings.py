@@ -68,7 +68,9 @@ class AccessLogSettings:
     )
     slow_request_ms: float = setting(
         1000.0,
-        doc="Requests at least this slow get `slow: true` and level WARNING at least; 0 disables.",
+        doc="Requests at least this slow get `slow: true` and level WARNING at least; 0 disables. "
+        "A long-lived stream (a response of `metrics.stream_content_types` sent in several parts, "
+        "e.g. server-sent events) is judged by its time to first byte, not its whole duration.",
         check=_non_negative,
     )
     trusted_proxies: tuple[str, ...] = setting(

@@ -15,6 +15,7 @@ a server's own report of an exception the access log has already written with it
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -175,6 +176,7 @@ def configure(settings: Settings, *, sink: Any = None, silence_server_access: bo
         )
         if section.stdlib:
             _route_stdlib(installation, LEVELS[section.root_level] if section.root_level else None)
+            _register_fork_hook()
         if silence_server_access:
             # A filter on the logger, not its level or handlers: what the user set stays as it
             # is, and the filter survives uvicorn's dictConfig (uvicorn.run() after wrap()).
@@ -215,6 +217,37 @@ def reroute() -> None:
     with _lock:
         if _installed is not None and _installed.root_handlers is not None:
             _take_console_handlers(_installed)
+
+
+def _after_fork() -> None:
+    """In a forked child (gunicorn's workers under ``--preload``), the takeover again.
+
+    A lock held by another thread at the fork would never be released in the child: the writer's
+    and this module's are made anew. Then the console handlers the server gave its loggers since
+    :func:`configure` (the worker is set up before the fork) are taken off, as :func:`reroute`
+    does at lifespan startup, so that the server's first lines are JSON too.
+    """
+    global _lock
+    _lock = threading.Lock()
+    installation = _installed
+    if installation is None:
+        return
+    after_fork = getattr(installation.stream.writer, "after_fork", None)
+    if after_fork is not None:
+        after_fork()
+    reroute()
+
+
+_fork_hook_registered = False
+
+
+def _register_fork_hook() -> None:
+    # Once per process: os.register_at_fork has no way back, and the hook does nothing without
+    # an installation.
+    global _fork_hook_registered
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork)
+        _fork_hook_registered = True
 
 
 def mark_logged(exc: BaseException) -> None:
@@ -306,8 +339,18 @@ def _take_console_handlers(installation: _Installation) -> None:
     # and propagates, so each of its records would come out twice, once as plain text.
     known = logging.Logger.manager.loggerDict
     names = sorted({*SERVER_LOGGERS, *(n for n, v in list(known.items()) if isinstance(v, logging.Logger))})
+    # The handler lists set here, by logger: a logger handed one of them took a rerouted logger's
+    # handlers (uvicorn's gunicorn worker gives uvicorn.error those of gunicorn.error, and stops
+    # its propagation), so it is rerouted like that logger.
+    ours = {id(logging.getLogger(n).handlers): n for n in installation.rerouted}
     for name in names:
         named = logging.getLogger(name)
+        source = ours.get(id(named.handlers))
+        if source is not None and source != name:
+            installation.rerouted.setdefault(name, (list(named.handlers), named.propagate))
+            named.handlers = list(named.handlers)
+            named.propagate = logging.getLogger(source).propagate
+            continue
         console = [h for h in named.handlers if _is_console(h)]
         if not console:
             # Nothing printed here, or silenced on purpose (uvicorn --no-access-log clears the

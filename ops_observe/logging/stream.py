@@ -2,9 +2,10 @@
 
 Lines come in two ways and leave through one writer, so they interleave in order:
 
-- the suite's own API (``get_logger(...)`` loggers, the access log) calls :meth:`JsonStream.emit`,
-  which renders and writes straight away: no loguru record is built for them, which is most of
-  what a loguru call costs (see ``docs/logging.md``, Speed);
+- the suite's own API (``get_logger(...)`` loggers, the access log) calls :meth:`JsonStream.emit`
+  (the access log: :meth:`JsonStream.emit_trusted`, its fields built clean), which renders and
+  writes straight away: no loguru record is built for them, which is most of what a loguru call
+  costs (see ``docs/logging.md``, Speed);
 - everything written with ``loguru.logger`` (and, through :class:`~ops_observe.logging.setup.InterceptHandler`,
   with the standard library's ``logging``) reaches loguru's handler, whose ``format`` is the same
   renderer and whose sink is the same writer.
@@ -17,6 +18,7 @@ sink of its own (a separate loguru core), so these behave exactly as loguru docu
 from __future__ import annotations
 
 import atexit
+import errno
 import json
 import os
 import re
@@ -76,18 +78,75 @@ class StreamWriter:
     def close(self) -> None:
         """Streams belong to whoever opened them: nothing to close."""
 
+    def after_fork(self) -> None:
+        """In a forked child: a lock another thread held at the fork would never be released."""
+        self._lock = threading.Lock()
 
-class FileWriter(StreamWriter):
-    """Appends to a file (UTF-8), created with its folders if missing; closed by :meth:`close`."""
+
+class FileWriter:
+    """Appends to a file (UTF-8), created with its folders if missing; closed by :meth:`close`.
+
+    Unbuffered: each line is one ``os.write`` on a descriptor opened with ``O_APPEND``. A line is
+    either written whole or not at all, never both lost and written: a write that fails (a full
+    disk) cuts off what part of the line it wrote, and keeps nothing for later, where a buffered
+    file would write the failed line's bytes after all on its next flush.
+    """
 
     def __init__(self, path: str) -> None:
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
-        super().__init__(open(path, "a", encoding="utf-8"))
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_CLOEXEC, 0o666)
+        self._lock = threading.Lock()
+
+    def write(self, line: str) -> None:
+        try:
+            data = line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: \u escapes, as a stream that cannot take it
+            data = ascii_json(line).encode("ascii")
+        with self._lock:
+            fd = self._fd
+            if fd < 0:
+                raise ValueError(f"write to closed log file {self.path}")
+            done = os.write(fd, data)
+            if done != len(data):
+                self._rest(fd, data, done)
+
+    def _rest(self, fd: int, data: bytes, done: int) -> None:
+        # A short write (the disk filled up within the line): the rest, or the part written cut off.
+        try:
+            while done < len(data):
+                more = os.write(fd, data[done:])
+                if not more:
+                    raise OSError(errno.ENOSPC, "no byte written")
+                done += more
+        except OSError:
+            _cut(fd, done)
+            raise
+
+    def after_fork(self) -> None:
+        """In a forked child: a lock another thread held at the fork would never be released."""
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         with self._lock:
-            self.stream.close()
+            fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _cut(fd: int, written: int) -> None:
+    """Take the ``written`` bytes of a line that could not be written whole off the end of the file,
+    unless another writer appended after them (its line then stays; the torn one with it)."""
+    try:
+        end = os.lseek(fd, 0, os.SEEK_CUR)
+        if os.fstat(fd).st_size == end:
+            os.ftruncate(fd, end - written)
+    except OSError:
+        pass
 
 
 class CallableWriter:
@@ -230,6 +289,31 @@ class JsonStream:
             self.writer.write(line + "\n")
         except Exception as exc:  # a full disk or a closed pipe must not fail the request that logs
             self._failed(exc)
+
+    def emit_trusted(
+        self,
+        level: str,
+        logger: str,
+        message: str,
+        trusted: Any,
+        fields: Any,
+        exc: BaseException | None,
+        kind: str | None,
+    ) -> None:
+        """:meth:`emit` for a caller that built its line clean (the access log, once per request):
+        ``level`` one of :data:`LEVELS`, ``message`` and ``trusted`` already through the renderer's
+        ``text`` (see :meth:`JsonRenderer.line`), no source location; the same line, fewer steps."""
+        if LEVELS[level] < self.levelno:
+            return
+        second, nanos = divmod(_time_ns(), 1_000_000_000)
+        exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+        line = self.renderer.line(
+            second, nanos // 1000, level, logger, message, fields, None, exc_info, kind, trusted, True
+        )
+        try:
+            self.writer.write(line + "\n")
+        except Exception as error:
+            self._failed(error)
 
     def sink(self, message: Any) -> None:
         """loguru's sink for the records of ``loguru.logger`` and ``logging`` (already rendered)."""

@@ -590,3 +590,48 @@ def test_excluded_paths_are_matched_inside_the_root_path(root_path: str, rest: s
     asyncio.run(middleware(other, receive_nothing, ignore))
     [line] = sink.parsed()
     assert line["status"] == 200
+
+
+def streaming_app(*, wait_first: float, between: float, media_type: str) -> Starlette:
+    async def events(request: Request) -> StreamingResponse:
+        async def chunks() -> Any:
+            for n in range(3):
+                yield f"data: event {n}\n\n".encode()
+                await asyncio.sleep(between)
+
+        await asyncio.sleep(wait_first)
+        return StreamingResponse(chunks(), media_type=media_type)
+
+    return Starlette(routes=[Route("/events", events)])
+
+
+@pytest.mark.parametrize(
+    ("wait_first", "between", "media_type", "slow"),
+    [
+        (0.0, 0.03, "text/event-stream", False),  # open long, answered at once: not slow
+        (0.0, 0.03, "application/x-ndjson", False),
+        (0.08, 0.0, "text/event-stream", True),  # its first byte came late: slow
+        (0.0, 0.03, "text/plain", True),  # not a stream type: its whole duration counts
+    ],
+)
+def test_a_long_lived_stream_is_slow_by_its_first_byte(
+    lines: Lines, wait_first: float, between: float, media_type: str, slow: bool
+) -> None:
+    lines.install()
+    app = streaming_app(wait_first=wait_first, between=between, media_type=media_type)
+    call(AccessLogMiddleware(app, slow_request_ms=60), "GET", "/events")
+    [line] = access(lines)
+    assert line["duration_ms"] >= 60
+    assert line.get("slow", False) is slow
+    assert line["level"] == ("WARNING" if slow else "INFO")
+
+
+def test_the_stream_types_are_the_metrics_setting(lines: Lines) -> None:
+    app = streaming_app(wait_first=0.0, between=0.03, media_type="text/plain")
+    settings = load_settings(
+        {"logging": {"access": {"slow_request_ms": 60}}, "metrics": {"stream_content_types": ["text/plain"]}}
+    )
+    lines.install()
+    call(from_settings(app, settings), "GET", "/events")
+    [line] = access(lines)
+    assert line["duration_ms"] >= 60 and "slow" not in line and line["level"] == "INFO"

@@ -294,3 +294,98 @@ def test_uvicorn_color_message_is_not_a_field(lines: Lines) -> None:
     line = lines.one(logger="uvicorn.error")
     assert line["message"] == "Started server process [42]"
     assert "color_message" not in line
+
+
+FILLING_DISK = """
+import json, resource, signal, sys
+from ops_observe.logging.render import JsonRenderer
+from ops_observe.logging.stream import FileWriter, JsonStream
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit: EFBIG, not a signal
+stream = JsonStream(JsonRenderer(source=False), FileWriter(sys.argv[1]))
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))  # the disk fills up within a line
+for n in range(30):
+    stream.emit("INFO", "t", f"line {n}", {"pad": "x" * 40})
+full = stream.write_errors
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # room again (a rotated file removed)
+for n in range(30, 40):
+    stream.emit("INFO", "t", f"line {n}", {"pad": "x" * 40})
+print(json.dumps([full, stream.write_errors]))
+"""
+
+
+def test_a_line_the_file_could_not_take_is_counted_lost_and_never_written_later(tmp_path: Path) -> None:
+    """Written or counted as lost, never both: a write cut short by a full disk leaves nothing behind
+    (neither the part written nor bytes kept for a later write), so the file stays whole lines."""
+    path = tmp_path / "app.log"
+    done = subprocess.run([sys.executable, "-c", FILLING_DISK, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    full, lost = json.loads(done.stdout)
+    assert full == lost > 0  # every loss happened while the disk was full
+    text = path.read_text(encoding="utf-8")
+    assert text.endswith("\n")
+    messages = [line["message"] for line in parse(text)]
+    assert len(messages) + lost == 40
+    kept = len(messages) - 10
+    assert messages == [f"line {n}" for n in range(kept)] + [f"line {n}" for n in range(30, 40)]
+
+
+def test_a_server_logger_handed_the_handlers_of_a_rerouted_one_is_rerouted_too(lines: Lines) -> None:
+    """uvicorn's gunicorn worker gives uvicorn.error the very handler list of gunicorn.error and
+    stops its propagation; the suite emptied that list (gunicorn --preload: in the master). Its
+    lines then still reach the stream, and reset puts back what the worker set."""
+    gunicorn, uvicorn = logging.getLogger("gunicorn.error"), logging.getLogger("uvicorn.error")
+    before = [(list(x.handlers), x.propagate, x.level) for x in (gunicorn, uvicorn)]
+    gunicorn.handlers, gunicorn.propagate = [logging.StreamHandler(sys.stderr)], False  # gunicorn's logging
+    try:
+        lines.install()
+        assert gunicorn.handlers == [] and gunicorn.propagate is True
+        uvicorn.handlers = gunicorn.handlers  # what UvicornWorker.__init__ does
+        uvicorn.propagate = False
+        uvicorn.setLevel(logging.INFO)
+        setup.reroute()
+        uvicorn.info("Started server process [%d]", 42)
+        assert lines.one(message="Started server process [42]")["logger"] == "uvicorn.error"
+        assert uvicorn.propagate is True and uvicorn.handlers is not gunicorn.handlers
+        setup.reset()
+        assert uvicorn.handlers == [] and uvicorn.propagate is False
+    finally:
+        for logger_, (handlers, propagate, level) in zip((gunicorn, uvicorn), before, strict=True):
+            logger_.handlers, logger_.propagate = handlers, propagate
+            logger_.setLevel(level)
+
+
+PRELOADED_WORKER = """
+import logging, os, sys
+from ops_observe.logging import setup
+from ops_observe.settings import load_settings
+
+gunicorn, uvicorn = logging.getLogger("gunicorn.error"), logging.getLogger("uvicorn.error")
+gunicorn.addHandler(logging.StreamHandler(sys.stderr))  # gunicorn's own logging, in the master
+gunicorn.propagate = False
+gunicorn.setLevel(logging.INFO)
+setup.configure(load_settings({"logging": {"sink": sys.argv[1]}}))  # the app, preloaded
+uvicorn.handlers = gunicorn.handlers  # UvicornWorker.__init__, in the master, before the fork
+uvicorn.setLevel(gunicorn.level)
+uvicorn.propagate = False
+pid = os.fork()
+if pid == 0:
+    uvicorn.info("Started server process [%d]", os.getpid())
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def test_a_forked_worker_routes_the_servers_lines_before_the_app_starts(tmp_path: Path) -> None:
+    """gunicorn --preload: the suite's takeover is applied again in the forked child, so uvicorn's
+    first lines (written before the lifespan startup reroutes) are JSON, not lost or plain text."""
+    path = tmp_path / "app.log"
+    done = subprocess.run(
+        [sys.executable, "-c", PRELOADED_WORKER, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Started server process" not in done.stderr
+    [line] = parse(path.read_text(encoding="utf-8"))
+    assert (line["logger"], line["level"]) == ("uvicorn.error", "INFO")
+    assert line["message"].startswith("Started server process [")

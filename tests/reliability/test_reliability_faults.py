@@ -355,14 +355,7 @@ SINKS = [
     "/dev/full",
     "/dev/full-2-gunicorn-workers",
     "tiny-tmpfs",
-    pytest.param(
-        "tiny-tmpfs-freed-again",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="lines counted as lost are written after all once the disk has room again: the file writer's "
-            "buffer keeps what a failed write left (docs/reliability.md, Findings)",
-        ),
-    ),
+    "tiny-tmpfs-freed-again",
 ]
 """A sink that always fails (in one process, and in two workers whose losses add up in the
 multiprocess metrics); a disk that fills up during the load; one that fills up, then gets room

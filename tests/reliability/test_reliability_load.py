@@ -116,21 +116,7 @@ def test_every_request_is_answered_logged_counted_and_traced_once(
         assert served <= set(spans), f"worker {pid}: {len(served - set(spans))} spans missing"
 
 
-SERVER_LINES_CASES = [
-    pytest.param(
-        case,
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="under gunicorn --preload, uvicorn's worker lines go to stderr as plain text (its INFO lines are "
-            "lost) and the server's report of an exception the access log already wrote comes out again: the "
-            "worker gives uvicorn.error the handlers of gunicorn.error, which the suite emptied in the master "
-            "(docs/reliability.md, Findings)",
-        ),
-    )
-    if case.endswith("preload")
-    else case
-    for case in CASES
-]
+SERVER_LINES_CASES = list(CASES)
 
 
 @pytest.mark.parametrize("case", SERVER_LINES_CASES)
