@@ -27,18 +27,40 @@ __all__ = ["RequestAttributes"]
 # A host the stock URL redaction leaves as it is: no credentials, nothing urlparse reads otherwise.
 _PLAIN_HOST = re.compile(r"[A-Za-z0-9.\-]*(:[0-9]*)?")
 _SCHEMES = frozenset({"http", "https"})
+# The request's facts and their attribute names in the old and the new (stable) conventions.
+_NAMES_BY_FACT: dict[str, tuple[str | None, str | None]] = {
+    "scheme": ("http.scheme", "url.scheme"),
+    "host": ("http.host", "server.address"),
+    "port": ("net.host.port", "server.port"),
+    "flavor": ("http.flavor", "network.protocol.version"),
+    "path": ("http.target", "url.path"),
+    "query": (None, "url.query"),
+    "url": ("http.url", None),
+    "method_original": (None, "http.request.method_original"),
+    "method": ("http.method", "http.request.method"),
+    "server_name": ("http.server_name", None),
+    "user_agent": ("http.user_agent", "user_agent.original"),
+    "user_agent_synthetic": ("user_agent.synthetic.type", "user_agent.synthetic.type"),
+    "ip": ("net.peer.ip", "client.address"),
+    "client_port": ("net.peer.port", "client.port"),
+}
 _KNOWN_METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")}
 
 
 class RequestAttributes:
     """``collect_request_attributes(scope, mode)``, cheaper; call it with a scope the stock function can read."""
 
-    __slots__ = ("_statuses", "mode", "new", "old")
+    __slots__ = ("_statuses", "keys", "mode", "new", "old")
 
     def __init__(self, mode: _StabilityMode) -> None:
         self.mode = mode
         self.old = _report_old(mode)
         self.new = _report_new(mode)
+        # Each fact's attribute names in this mode, in the stock order (old name first).
+        self.keys = {
+            fact: tuple(key for key, on in zip(names, (self.old, self.new), strict=True) if key and on)
+            for fact, names in _NAMES_BY_FACT.items()
+        }
         self._statuses: dict[int, tuple[dict[str, Any], StatusCode]] = {}
 
     def response(self, status: int) -> tuple[dict[str, Any], StatusCode]:
@@ -103,76 +125,42 @@ class RequestAttributes:
         ):
             return None  # the stock redaction may change it
 
-        old, new = self.old, self.new
-        result: dict[str, Any] = {}
-        if old:
-            result["http.scheme"] = scheme
-            if server_host:
-                result["http.host"] = server_host
-        if new:
-            result["url.scheme"] = scheme
-            if server_host:
-                result["server.address"] = server_host
-        if port:
-            if old:
-                result["net.host.port"] = port
-            if new:
-                result["server.port"] = port
-        flavor = scope.get("http_version")
-        if flavor:
-            if old:
-                result["http.flavor"] = flavor
-            if new:
-                result["network.protocol.version"] = flavor
-        if path:
-            if old:
-                result["http.target"] = path
-            if new:
-                result["url.path"] = path
-                if query:
-                    result["url.query"] = query
-        if old:
-            result["http.url"] = url
         method = scope.get("method", "")
-        if method:
-            original = method.strip()
-            # A known method is its own label whatever the environment says (no lookup of it then).
-            normalized = _KNOWN_METHODS.get(method) or sanitize_method(method).strip()
-            if new and original != normalized and original:
-                result["http.request.method_original"] = original
-            if normalized:
-                if old:
-                    result["http.method"] = normalized
-                if new:
-                    result["http.request.method"] = normalized
-        if hosts and old:
-            result["http.server_name"] = ",".join(hosts)
-        if user_agent:
-            if old:
-                result["http.user_agent"] = user_agent
-            if new:
-                result["user_agent.original"] = user_agent
-            synthetic = detect_synthetic_user_agent(user_agent)
-            if synthetic:
-                result["user_agent.synthetic.type"] = synthetic
+        original = method.strip() if method else ""
+        # A known method is its own label whatever the environment says (no lookup of it then).
+        normalized = (_KNOWN_METHODS.get(method) or sanitize_method(method).strip()) if method else ""
         client = scope.get("client")
-        if client is not None:
-            ip, client_port = client[0], client[1]
-            if ip:
-                if old:
-                    result["net.peer.ip"] = ip
-                if new:
-                    result["client.address"] = ip
-            if client_port:
-                try:
-                    client_port = int(client_port)
-                except (ValueError, TypeError):
-                    pass
-                else:
-                    if old:
-                        result["net.peer.port"] = client_port
-                    if new:
-                        result["client.port"] = client_port
+        ip, client_port = (client[0], client[1]) if client is not None else (None, None)
+        if client_port:
+            try:
+                client_port = int(client_port)
+            except (ValueError, TypeError):
+                client_port = None
+        flavor = scope.get("http_version")
+        values = (
+            ("scheme", scheme),
+            ("host", server_host),
+            ("port", port),
+            ("flavor", flavor),
+            ("path", path),
+            ("query", query if path else None),
+            ("url", url),
+            ("method_original", original if original != normalized else None),
+            ("method", normalized),
+            ("user_agent", user_agent),
+            ("user_agent_synthetic", detect_synthetic_user_agent(user_agent) if user_agent else None),
+            ("ip", ip),
+            ("client_port", client_port),
+        )
+        keys = self.keys
+        result: dict[str, Any] = {}
+        for fact, value in values:
+            if value:
+                for key in keys[fact]:  # the mode's keys for it: the old name, the new, or both
+                    result[key] = value
+        if hosts:  # even empty Host headers: the stock function joins what it found
+            for key in keys["server_name"]:
+                result[key] = ",".join(hosts)
         return result
 
 
