@@ -12,16 +12,15 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import propagation as trace_propagation
 
 from ops_observe.correlation import correlation_id
 from ops_observe.logging.context import context_fields, request_holder
 from ops_observe.redaction import NULL_REDACTOR, Redactor
+from ops_observe.tracing.active import INVALID as _INVALID
+from ops_observe.tracing.active import SPAN_KEY, current_context
 from ops_observe.tracing.middleware import request_ids
 
 __all__ = ["BASE_KEYS", "FORMAT", "JsonRenderer", "PRIVATE_PREFIX"]
@@ -78,20 +77,7 @@ def encoders() -> dict[str, Callable[[Any], str]]:
     return found
 
 
-def _context_getter() -> Callable[[], Mapping[str, object]]:
-    # The current OpenTelemetry context, read in one call: with the default runtime context (a
-    # context variable), its own get, rather than the three Python frames of get_current_span().
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    var = getattr(runtime, "_current_context", None)
-    if isinstance(var, ContextVar):
-        return var.get
-    return otel_context.get_current
-
-
 _ENCODERS = encoders()
-_otel_current = _context_getter()
-_SPAN_KEY: str = getattr(trace_propagation, "_SPAN_KEY", "")
-_INVALID = trace.INVALID_SPAN_CONTEXT
 _request_ids = request_ids.get  # the request's ids when tracing attaches no span (nothing recorded)
 TRUNCATED = "…[truncated]"
 TRUNCATED_HEAD = "[truncated]…"
@@ -227,9 +213,9 @@ class JsonRenderer:
             if self.service is not None:
                 out["service"] = self.service
             # The current span's ids, else the request's (tracing that records nothing), else none;
-            # the span read from the context directly, as get_current_span() does in three frames.
-            span = _otel_current().get(_SPAN_KEY) if _SPAN_KEY else trace.get_current_span()
-            context: Any = span.get_span_context() if span is not None and isinstance(span, trace.Span) else _INVALID
+            # tracing.active's one-step read of the span, inline: this runs on every line.
+            span = current_context().get(SPAN_KEY) if SPAN_KEY else trace.get_current_span()
+            context: Any = span.get_span_context() if isinstance(span, trace.Span) else _INVALID
             if context is _INVALID or not context.is_valid:
                 context = _request_ids()
                 if context is _INVALID or not context.is_valid:
