@@ -36,7 +36,7 @@ API:
   it) gets facts of its own.
 * ``leave(token)``: restores the facts current before ``enter`` (nothing when ``token`` is ``None``).
 * ``current() -> RequestFacts | None``: the facts of the request being served in this context.
-* ``RequestFacts`` (``__slots__``, no per-request dict), set before the app runs:
+* ``RequestFacts`` (``__slots__``, no per-request dict; made by ``enter()`` only), set before the app runs:
 
   - ``scope``: the scope dict; ``raw_method``: ``scope["method"]`` as sent (for a log line, to be
     redacted: the client wrote it); ``method``: the label, one of :data:`STANDARD_METHODS` or
@@ -164,33 +164,28 @@ class RequestFacts:
         "streamed",
     )
 
-    # Set by enter() on the facts it creates: the callables its wrappers pass the messages on to.
-    _receive: Receive
+    # Every slot is set by enter(), which makes the facts: no __init__, because calling a class
+    # with one costs about twice as much as calling a class without (slot_tp_init's extra frame).
+    scope: Scope
+    raw_method: str
+    method: str
+    path: str
+    root_path: str
+    django: bool | None
+    start: float
+    response_status: int
+    first_byte: float
+    response_headers: Any
+    request_size: int
+    response_size: int
+    streamed: bool
+    completed: bool
+    disconnected: bool
+    error: BaseException | None
+    _route: str | None
+    _hooks: list[Callable[[], object]] | None
+    _receive: Receive  # the callables enter()'s wrappers pass the messages on to
     _send: Send
-
-    def __init__(self, scope: Scope, django: bool | None = None) -> None:
-        self.scope = scope
-        raw: str = scope["method"]
-        self.raw_method = raw
-        self.method = _LABELS.get(raw, OTHER_METHOD)
-        path: str = scope["path"]
-        root_path: str = scope.get("root_path", "")
-        # app_path(scope), inline: this runs on every request.
-        self.path = path[len(root_path) :] if root_path and path.startswith(root_path) else path
-        self.root_path = root_path
-        self.django = django
-        self.start = _perf()
-        self.response_status = 0
-        self.first_byte = 0.0
-        self.response_headers: Any = ()
-        self.request_size = 0
-        self.response_size = 0
-        self.streamed = False
-        self.completed = False
-        self.disconnected = False
-        self.error: BaseException | None = None
-        self._route: str | None = _UNSET
-        self._hooks: list[Callable[[], object]] | None = None
 
     def __repr__(self) -> str:
         return f"<RequestFacts {self.method} {self.path!r} status={self.response_status}>"
@@ -221,7 +216,7 @@ class RequestFacts:
         """The route template, or ``None`` when no route matched; read it after the app ran."""
         route = self._route
         if route is _UNSET:
-            route = self._route = route_template(self.scope, self.root_path, django=self.django)
+            route = self._route = route_template(self.scope, self.root_path, self.django)  # positional: cheaper
         return route
 
     @property
@@ -255,7 +250,7 @@ class RequestFacts:
         the route cached), in one Python frame instead of four or five on the hot path."""
         route = self._route
         if route is _UNSET:
-            route = self._route = route_template(self.scope, self.root_path, django=self.django)
+            route = self._route = route_template(self.scope, self.root_path, self.django)  # positional: cheaper
         error = self.error
         cancelled = error is not None and type(error).__name__ in CANCELLATIONS
         if self.completed:
@@ -333,7 +328,29 @@ def enter(
     facts = _current.get()
     if facts is not None and facts.scope is scope and facts.root_path == scope.get("root_path", ""):
         return facts, receive, send, None
-    facts = RequestFacts(scope, django)  # positional: a keyword costs a dict per call
+    facts = RequestFacts()
+    facts.scope = scope
+    raw: str = scope["method"]
+    facts.raw_method = raw
+    facts.method = _LABELS.get(raw, OTHER_METHOD)
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    # app_path(scope), inline: this runs on every request.
+    facts.path = path[len(root_path) :] if root_path and path.startswith(root_path) else path
+    facts.root_path = root_path
+    facts.django = django
+    facts.start = _perf()
+    facts.response_status = 0
+    facts.first_byte = 0.0
+    facts.response_headers = ()
+    facts.request_size = 0
+    facts.response_size = 0
+    facts.streamed = False
+    facts.completed = False
+    facts.disconnected = False
+    facts.error = None
+    facts._route = _UNSET
+    facts._hooks = None
     facts._receive = receive
     facts._send = send
     return facts, facts._observe_receive, facts._observe_send, _current.set(facts)

@@ -56,7 +56,7 @@ SCOPE_KEY = "ops_observe.route"
 __all__ = ["SCOPE_KEY", "is_django_app", "route_template"]
 
 
-def route_template(scope: Scope, root_path: str | None = None, *, django: bool | None = None) -> str | None:
+def route_template(scope: Scope, root_path: str | None = None, django: bool | None = None) -> str | None:
     """The template of the route that handled ``scope``, or ``None`` when none matched.
 
     Never raises: a failure to resolve gives ``None``.
@@ -77,7 +77,8 @@ def route_template(scope: Scope, root_path: str | None = None, *, django: bool |
     route = scope.get("route")
     mount = False
     if route is not None:
-        mount = _is_mount(route)
+        known = _MOUNT_TYPES.get(type(route))  # _is_mount(route)'s cached answer, without its call
+        mount = _is_mount(route) if known is None else known
         if mount:
             endpoint = scope.get("endpoint")
             if endpoint is not None and getattr(route, "app", None) is not endpoint:

@@ -2,14 +2,19 @@
 
 prometheus-client takes a lock for every ``inc`` and two or more for every ``observe``; an HTTP
 request touches one counter and four histograms, which made most of the middleware's cost. Here
-each ``(method, endpoint, status)`` has a :class:`Series` of plain cumulative numbers, updated by
-the middleware on the event loop without locks; a :class:`Flusher`, registered on the app's
-registry before the metrics, adds what accumulated since the last collection into the real
-metric children whenever the registry is collected (a scrape, ``get_sample_value``...), so every
-reader sees exact values.
+each ``(method, endpoint, status)`` has a :class:`Series`: the middleware appends one tuple per
+request to it (the request's four observations), on the event loop, without a lock.
+:meth:`Series.fold` sorts a whole batch into the buckets at once (the batch sorted, then one
+``bisect`` per bucket bound: about a third of the cost of one ``bisect`` per sample). It runs when
+the batch reaches :data:`BATCH` samples (so memory stays bounded without scrapes), and whenever the
+registry is collected (a scrape, ``get_sample_value``...): a :class:`Flusher`, registered on the
+app's registry before the metrics, folds, then adds what accumulated since the last collection to
+the real metric children, so every reader sees exact values.
 
-Only the reader (the flusher) tracks what it already applied, and the writer only ever increases
-the numbers, so an update racing with a collection is never lost: it is applied by the next one.
+Nothing is lost or counted twice when a collection in another thread races with the event loop:
+a fold takes the samples present when it starts off the front of the list (``del samples[:n]``,
+one step under the GIL) while appends go to its end, folds hold the series' lock, and only the
+flusher tracks what it already applied, to numbers that only ever increase.
 
 Used in single-process mode only: in multiprocess mode the values must reach the shared files at
 once (another worker may answer the scrape), so the middleware observes directly.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -26,6 +32,11 @@ from prometheus_client import Histogram
 from prometheus_client.metrics_core import Metric
 
 HISTOGRAMS = ("duration", "ttfb", "request_size", "response_size")
+"""The histograms of a sample, in its order: ``(duration, ttfb, request size, response size)``."""
+BATCH = 512
+"""Samples a series holds before the middleware folds them itself (the memory bound between scrapes)."""
+
+Sample = tuple[float, float, int, int]
 
 
 @functools.cache
@@ -41,16 +52,28 @@ def batchable() -> bool:
 
 
 class Histo:
-    """Cumulative bucket counts (not cumulated across buckets) and sum of one histogram child."""
+    """Bucket counts (not cumulated across buckets) and sum of one histogram child, as folded so far."""
 
-    __slots__ = ("applied", "applied_sum", "child", "counts", "sum")
+    __slots__ = ("applied", "applied_sum", "bounds", "child", "counts", "sum")
 
-    def __init__(self, child: Any, size: int) -> None:
+    def __init__(self, child: Any) -> None:
         self.child = child
-        self.counts = [0] * size
+        self.bounds = tuple(child._upper_bounds)
+        self.counts = [0] * len(self.bounds)
         self.sum = 0.0
-        self.applied = [0] * size
+        self.applied = [0] * len(self.bounds)
         self.applied_sum = 0.0
+
+    def add(self, values: Sequence[float]) -> None:
+        """Count ``values`` into the buckets: a value goes to the first bound ``>=`` it, as prometheus-client."""
+        ordered = sorted(values)
+        counts = self.counts
+        below = 0
+        for index, bound in enumerate(self.bounds):
+            upto = bisect_right(ordered, bound)  # how many values are <= bound
+            counts[index] += upto - below
+            below = upto
+        self.sum += sum(values)
 
     def flush(self) -> None:
         counts, applied = self.counts, self.applied
@@ -68,32 +91,49 @@ class Histo:
 
 
 class Series:
-    """The accumulators of one ``(method, endpoint, status)``."""
+    """The samples of one ``(method, endpoint, status)`` not folded yet, and its folded accumulators.
 
-    __slots__ = ("applied_requests", "duration", "request_size", "requests", "requests_child", "response_size", "ttfb")
+    The middleware appends a :data:`Sample` to ``samples`` per request and calls :meth:`fold` when
+    there are :data:`BATCH` of them.
+    """
+
+    __slots__ = ("applied_requests", "histograms", "lock", "requests", "requests_child", "samples")
 
     def __init__(self, requests_child: Any, histogram_children: Sequence[Any]) -> None:
         self.requests_child = requests_child
+        self.samples: list[Sample] = []
         self.requests = 0
         self.applied_requests = 0
-        duration, ttfb, request_size, response_size = (
-            Histo(child, len(child._upper_bounds)) for child in histogram_children
-        )
-        self.duration = duration
-        self.ttfb = ttfb
-        self.request_size = request_size
-        self.response_size = response_size
+        self.histograms = tuple(Histo(child) for child in histogram_children)  # in HISTOGRAMS' order
+        self.lock = threading.Lock()
+
+    def fold(self) -> None:
+        """Sort the samples appended so far into the buckets (the request counter counts them)."""
+        with self.lock:
+            self._fold()
 
     def flush(self) -> None:
-        requests = self.requests
-        delta = requests - self.applied_requests
-        if delta:
-            self.requests_child.inc(delta)
-            self.applied_requests = requests
-        self.duration.flush()
-        self.ttfb.flush()
-        self.request_size.flush()
-        self.response_size.flush()
+        """Fold, then add to the metric children what was folded since the last flush."""
+        with self.lock:  # one consistent step: the request count and the buckets together
+            self._fold()
+            requests = self.requests
+            delta = requests - self.applied_requests
+            if delta:
+                self.requests_child.inc(delta)
+                self.applied_requests = requests
+            for histogram in self.histograms:
+                histogram.flush()
+
+    def _fold(self) -> None:
+        samples = self.samples
+        count = len(samples)
+        if not count:
+            return
+        taken = samples[:count]
+        del samples[:count]  # appends made meanwhile are past ``count``: kept for the next fold
+        self.requests += count
+        for histogram, values in zip(self.histograms, zip(*taken, strict=True), strict=True):
+            histogram.add(values)
 
 
 class Flusher:

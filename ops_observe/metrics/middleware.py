@@ -14,12 +14,11 @@ histograms: decided once per label set, when its children are resolved, not per 
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from ops_observe.metrics.catalog import Catalog, GuardedMetric
-from ops_observe.metrics.http import Series, batchable
+from ops_observe.metrics.http import BATCH, Series, batchable
 from ops_observe.request import (
     CLIENT_CLOSED_STATUS,
     OTHER_METHOD,
@@ -150,8 +149,6 @@ class MetricsMiddleware:
         # Lock-free accumulation, folded in on collection; not in multiprocess mode, where another
         # worker may answer the scrape and so every value must reach the shared files at once.
         self.batched = not catalog.multiprocess and batchable()
-        self.latency_bounds = tuple(catalog.settings.buckets)
-        self.size_bounds = tuple(catalog.settings.size_buckets)
         self.inflight = dict.fromkeys((*STANDARD_METHODS, OTHER_METHOD), 0)
         if self.batched:
             for name, child in self.in_progress.items():
@@ -189,54 +186,42 @@ class MetricsMiddleware:
             if children is None:
                 children = self._children(key)
             start = facts.start
-            duration = end - start
             started = facts.first_byte
-            received = facts.request_size
-            sent = facts.response_size
             exemplar = exemplars[0] if exemplars else None
             # Only a response sent in several parts can be a stream: its type is looked at then.
             stream = facts.streamed and facts.is_stream(self.stream_types)
             series = children.series
-            if series is not None:
-                # The common case: plain arithmetic, no lock, no call into prometheus-client.
-                series.requests += 1
-                if stream:
-                    self.stream_duration.labels(*children.labels).observe(duration)
-                elif exemplar:
-                    children.duration.observe(duration, exemplar)
-                else:
-                    histo = series.duration
-                    histo.counts[bisect_left(self.latency_bounds, duration)] += 1
-                    histo.sum += duration
-                if started:
-                    histo = series.ttfb
-                    first_byte = started - start
-                    histo.counts[bisect_left(self.latency_bounds, first_byte)] += 1
-                    histo.sum += first_byte
-                histo = series.request_size
-                histo.counts[bisect_left(self.size_bounds, received)] += 1
-                histo.sum += received
-                histo = series.response_size
-                histo.counts[bisect_left(self.size_bounds, sent)] += 1
-                histo.sum += sent
+            if series is not None and started and not stream and exemplar is None:
+                # The common case: one append, no lock, no call into prometheus-client (metrics.http).
+                samples = series.samples
+                samples.append((end - start, started - start, facts.request_size, facts.response_size))
+                if len(samples) >= BATCH:
+                    series.fold()
             else:
-                children.requests.inc()
-                if stream:
-                    self.stream_duration.labels(*children.labels).observe(duration)
-                elif exemplar:
-                    children.duration.observe(duration, exemplar)
-                else:
-                    children.duration.observe(duration)
-                if started:
-                    children.ttfb.observe(started - start)
-                children.request_size.observe(received)
-                children.response_size.observe(sent)
+                self._observe(children, facts, end - start, stream, exemplar)
             if error is not None:
                 self.errors.labels(*children.labels, type(error).__name__).inc()
             if status in (401, 403, 429):
                 self._security(scope, children, status)
             if self.api_key_header:
                 self._api_key(scope, children)
+
+    def _observe(
+        self, children: _Children, facts: RequestFacts, duration: float, stream: bool, exemplar: dict[str, str] | None
+    ) -> None:
+        """Observe one request directly: multiprocess mode, a suite endpoint, a stream, an exemplar, or
+        no response started."""
+        children.requests.inc()
+        if stream:
+            self.stream_duration.labels(*children.labels).observe(duration)
+        elif exemplar:
+            children.duration.observe(duration, exemplar)
+        else:
+            children.duration.observe(duration)
+        if facts.first_byte:
+            children.ttfb.observe(facts.first_byte - facts.start)
+        children.request_size.observe(facts.request_size)
+        children.response_size.observe(facts.response_size)
 
     def _children(self, key: tuple[str, str, int]) -> _Children:
         method, endpoint, status = key
@@ -294,13 +279,12 @@ def _exemplars(facts: RequestFacts, trace_id: Callable[[], dict[str, str] | None
 def _trace_id_reader() -> Any:
     """A function giving ``{"trace_id": ...}`` for the active sampled span, or ``None``."""
     try:
-        from opentelemetry import trace
+        from ops_observe.tracing.active import active_span_context
     except ImportError:  # tracing not installed: no exemplars, nothing else changes
         return None
-    get_current_span = trace.get_current_span
 
     def read() -> dict[str, str] | None:
-        context = get_current_span().get_span_context()
+        context = active_span_context()
         if context.is_valid and context.trace_flags.sampled:
             return {"trace_id": format(context.trace_id, "032x")}
         return None

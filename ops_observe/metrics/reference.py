@@ -116,10 +116,12 @@ The middleware (`"metrics"` in the `middleware` list) records, for every HTTP re
   carrying the `api_key_header` in `api_key_usage_total` by a hashed key id.
 - With tracing on (`"tracing"` in the middleware list) and OpenMetrics scrapes, the latency
   histogram carries the trace id of the request as an exemplar.
-- In a single process the middleware adds to plain per-series numbers without taking a lock,
-  and these are folded into the prometheus-client metrics whenever the registry is collected
-  (a scrape, `registry.get_sample_value(...)`), so every reader sees exact values; in
-  multiprocess mode it observes directly, since another worker may answer the scrape.
+- In a single process the middleware appends each request's four observations to its series
+  without taking a lock, and they are sorted into the buckets a batch at a time: every 512
+  requests of a series (so memory stays bounded between scrapes) and whenever the registry is
+  collected (a scrape, `registry.get_sample_value(...)`), so every reader sees exact values, the
+  request count and the histograms of the same requests. In multiprocess mode it observes
+  directly, since another worker may answer the scrape.
 
 ## Privacy and cardinality
 
