@@ -57,14 +57,25 @@ class Writer(Protocol):
     def close(self) -> None: ...
 
 
-class StreamWriter:
+class _Locked:
+    """A writer whose lines are serialised by a lock, made anew in a forked child."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def after_fork(self) -> None:
+        """In a forked child: a lock another thread held at the fork would never be released."""
+        self._lock = threading.Lock()
+
+
+class StreamWriter(_Locked):
     """Writes to a text stream, or to ``sys.stdout`` / ``sys.stderr`` looked up at each write (so
     pytest's capture and ``redirect_stdout`` are followed), flushing each line."""
 
     def __init__(self, stream: Any = None, *, std: str | None = None) -> None:
+        super().__init__()
         self.stream = stream
         self.std = std
-        self._lock = threading.Lock()
 
     def write(self, line: str) -> None:
         stream = self.stream if self.std is None else getattr(sys, self.std)
@@ -78,12 +89,8 @@ class StreamWriter:
     def close(self) -> None:
         """Streams belong to whoever opened them: nothing to close."""
 
-    def after_fork(self) -> None:
-        """In a forked child: a lock another thread held at the fork would never be released."""
-        self._lock = threading.Lock()
 
-
-class FileWriter:
+class FileWriter(_Locked):
     """Appends to a file (UTF-8), created with its folders if missing; closed by :meth:`close`.
 
     Unbuffered: each line is one ``os.write`` on a descriptor opened with ``O_APPEND``. A line is
@@ -93,11 +100,11 @@ class FileWriter:
     """
 
     def __init__(self, path: str) -> None:
+        super().__init__()
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_CLOEXEC, 0o666)
-        self._lock = threading.Lock()
 
     def write(self, line: str) -> None:
         try:
@@ -123,10 +130,6 @@ class FileWriter:
         except OSError:
             _cut(fd, done)
             raise
-
-    def after_fork(self) -> None:
-        """In a forked child: a lock another thread held at the fork would never be released."""
-        self._lock = threading.Lock()
 
     def close(self) -> None:
         with self._lock:
