@@ -215,7 +215,8 @@ class JsonRenderer:
             # The current span's ids, else the request's (tracing that records nothing), else none;
             # tracing.active's one-step read of the span, inline: this runs on every line.
             span = current_context().get(SPAN_KEY) if SPAN_KEY else trace.get_current_span()
-            context: Any = span.get_span_context() if isinstance(span, trace.Span) else _INVALID
+            # (None first: isinstance against an ABC is not cheap)
+            context: Any = span.get_span_context() if span is not None and isinstance(span, trace.Span) else _INVALID
             if context is _INVALID or not context.is_valid:
                 context = _request_ids()
                 if context is _INVALID or not context.is_valid:

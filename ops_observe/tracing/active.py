@@ -39,4 +39,4 @@ current_context = _context_getter()
 def active_span_context() -> trace.SpanContext:
     """The context of the active span, :data:`INVALID` when there is none (as ``get_current_span()``)."""
     span = current_context().get(SPAN_KEY) if SPAN_KEY else trace.get_current_span()
-    return span.get_span_context() if isinstance(span, trace.Span) else INVALID
+    return span.get_span_context() if span is not None and isinstance(span, trace.Span) else INVALID
