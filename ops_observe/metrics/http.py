@@ -6,7 +6,8 @@ each ``(method, endpoint, status)`` has a :class:`Series`: the middleware append
 request to it (the request's four observations), on the event loop, without a lock.
 :meth:`Series.fold` sorts a whole batch into the buckets at once (the batch sorted, then one
 ``bisect`` per bucket bound: about a third of the cost of one ``bisect`` per sample). It runs when
-the batch reaches :data:`BATCH` samples (so memory stays bounded without scrapes), and whenever the
+the batch reaches :data:`BATCH` samples (with the middleware's cap on the label sets it batches,
+``BATCHED_SERIES``, memory stays bounded without scrapes), and whenever the
 registry is collected (a scrape, ``get_sample_value``...): a :class:`Flusher`, registered on the
 app's registry before the metrics, folds, then adds what accumulated since the last collection to
 the real metric children, so every reader sees exact values.
@@ -33,7 +34,7 @@ from prometheus_client.metrics_core import Metric
 
 HISTOGRAMS = ("duration", "ttfb", "request_size", "response_size")
 """The histograms of a sample, in its order: ``(duration, ttfb, request size, response size)``."""
-BATCH = 512
+BATCH = 256
 """Samples a series holds before the middleware folds them itself (the memory bound between scrapes)."""
 
 Sample = tuple[float, float, int, int]

@@ -38,6 +38,8 @@ UNMATCHED = "<unmatched>"
 CANCELLED_STATUS = CLIENT_CLOSED_STATUS
 """Status recorded for a request whose client went away before the response completed."""
 _CACHE_LIMIT = 10_000
+BATCHED_SERIES = 1_000
+"""Label sets whose samples are batched (``metrics.http``); the rarer ones past it are observed directly."""
 
 _perf_counter = time.perf_counter
 
@@ -233,7 +235,10 @@ class MetricsMiddleware:
             # Keys that fold into the same labels (past the cap) share one accumulator.
             children = self.by_labels.get(labels)
             if children is None:
-                children = self.by_labels[labels] = _Children(self.catalog, labels, self.batched, histograms)
+                # Samples are held per series until folded: past BATCHED_SERIES label sets, observed
+                # directly, so the memory held between scrapes stays bounded (BATCHED_SERIES x BATCH).
+                batched = self.batched and len(self.by_labels) < BATCHED_SERIES
+                children = self.by_labels[labels] = _Children(self.catalog, labels, batched, histograms)
             self.cache[key] = children
             return children
         # The cache is full: observe directly, so nothing waits for a flush it would never get.

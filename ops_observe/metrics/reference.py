@@ -117,10 +117,12 @@ The middleware (`"metrics"` in the `middleware` list) records, for every HTTP re
 - With tracing on (`"tracing"` in the middleware list) and OpenMetrics scrapes, the latency
   histogram carries the trace id of the request as an exemplar.
 - In a single process the middleware appends each request's four observations to its series
-  without taking a lock, and they are sorted into the buckets a batch at a time: every 512
-  requests of a series (so memory stays bounded between scrapes) and whenever the registry is
-  collected (a scrape, `registry.get_sample_value(...)`), so every reader sees exact values, the
-  request count and the histograms of the same requests. In multiprocess mode it observes
+  without taking a lock, and they are sorted into the buckets a batch at a time: every 256
+  requests of a series and whenever the registry is collected (a scrape,
+  `registry.get_sample_value(...)`), so every reader sees exact values, the request count and the
+  histograms of the same requests. What is held between scrapes is bounded: at most 255 samples
+  (about 45 KB) for each of the first 1,000 label sets (45 MB if all of them wait at once);
+  requests of label sets past those are observed directly. In multiprocess mode it observes
   directly, since another worker may answer the scrape.
 
 ## Privacy and cardinality

@@ -126,3 +126,44 @@ def test_the_docs_give_the_batch_size() -> None:
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text(encoding="utf-8")
     assert f"every {BATCH}\n  requests of a series" in text
+
+
+def test_label_sets_past_the_batched_ones_are_observed_directly_and_counted_the_same(monkeypatch: Any) -> None:
+    import asyncio
+
+    import ops_observe
+    from ops_observe.metrics import middleware as metrics_middleware
+    from ops_observe.types import Receive, Scope, Send
+
+    monkeypatch.setattr(metrics_middleware, "BATCHED_SERIES", 2)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": int(scope["path"][1:]), "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    wrapped = ops_observe.wrap(app, settings={"service_name": "svc", "middleware": ["metrics"]})
+
+    async def drive() -> None:
+        async def receive() -> Any:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: Any) -> None:
+            return None
+
+        for _ in range(3):
+            for status in (200, 201, 202, 203):
+                scope = {"type": "http", "method": "GET", "path": f"/{status}", "headers": [], "query_string": b""}
+                await wrapped(scope, receive, send)
+
+    asyncio.run(drive())
+    middleware = wrapped.stack
+    while not isinstance(middleware, metrics_middleware.MetricsMiddleware):
+        middleware = middleware.app
+    batched = {labels[2]: children.series is not None for labels, children in middleware.by_labels.items()}
+    assert batched == {"200": True, "201": True, "202": False, "203": False}
+    get = wrapped.suite.registry.get_sample_value
+    for status in ("200", "201", "202", "203"):
+        labels = {"method": "GET", "endpoint": "<unmatched>", "status": status}
+        assert get("svc_http_requests_total", labels) == 3
+        assert get("svc_http_request_duration_seconds_count", labels) == 3
+        assert get("svc_http_response_size_bytes_sum", labels) == 6
