@@ -1,10 +1,16 @@
 """The suite and each middleware, before and after a revision, measured in the same run, interleaved.
 
-``python compare_revisions.py [--base REV] [--rounds N]`` (from ``benchmarks/``) checks out ``REV``
-(default ``6aa556c``, the last commit before the one-package-per-feature layout) with
-``git worktree add --detach`` into a temporary folder, then runs one worker subprocess per (tree,
-round), alternating: the base tree, this tree, the base tree, ... Each worker times, in-process with
-``harness.measure`` over GET /items/42 of ``bench_metrics.starlette_app()``:
+``python compare_revisions.py [--base REV] [--rounds N] [--together]`` (from ``benchmarks/``) checks
+out ``REV`` (default ``6aa556c``, the last commit before the one-package-per-feature layout) with
+``git worktree add --detach`` into a temporary folder, then runs worker subprocesses, alternating
+the trees: the base tree, this tree, the base tree, ... By default each worker wraps one app, as a
+deployed process does (and as ``count_instructions.py`` counts): one worker per (round,
+configuration, tree), timing the bare app and that configuration. With ``--together`` one worker
+per (round, tree) wraps the apps of every configuration at once; this tree then serves each
+request as one of several wrapped apps alive, which sets a context variable per request
+(``ops_observe.current``: two wrapped apps stay apart) where the base's "last wrapped app wins"
+did not. Each worker times, in-process with ``harness.measure`` over GET /items/42 of
+``bench_metrics.starlette_app()``:
 
 * ``bare``: the plain Starlette app;
 * ``whole suite``: ``ops_observe.wrap()`` with the default middleware list and the settings of
@@ -14,7 +20,7 @@ round), alternating: the base tree, this tree, the base tree, ... Each worker ti
   ``"middleware": [name]``.
 
 and prints one JSON line. The parent prints a Markdown table of the median overhead over ``bare``
-(µs per request) for each tree and the ratio this/base.
+(µs per request, each worker's configuration minus its own bare) for each tree and the ratio this/base.
 
 ops_observe is installed in editable mode, so the installed entry points (the
 ``ops_observe.middleware`` aliases, ``ops_observe.features``) are those of the checkout it was
@@ -126,7 +132,7 @@ def check_imports(tree: Path) -> dict[str, Any]:
     }
 
 
-def worker(tree: Path, requests: int, inner_rounds: int) -> None:
+def worker(tree: Path, requests: int, inner_rounds: int, configs: tuple[str, ...] = CONFIGS) -> None:
     import logging
 
     seen = check_imports(tree)
@@ -167,9 +173,9 @@ def worker(tree: Path, requests: int, inner_rounds: int) -> None:
             raise SystemExit(f"worker for {tree}: no tracing runtime to swap the exporter of")
         return app
 
-    apps: dict[str, Any] = {"bare": make_app(), "whole suite": wrapped(common)}
-    for name in MIDDLEWARE:
-        apps[name] = wrapped({**common, "middleware": [name]})
+    apps: dict[str, Any] = {"bare": make_app()}
+    for name in configs:
+        apps[name] = wrapped(common if name == "whole suite" else {**common, "middleware": [name]})
     start = time.perf_counter()
     results = measure(apps, path=PATH, requests=requests, rounds=inner_rounds)
     elapsed = time.perf_counter() - start
@@ -183,11 +189,13 @@ def git(*args: str, cwd: Path = THIS_TREE) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def run_worker(tree: Path, site: Path, cwd: Path, requests: int, inner_rounds: int) -> dict[str, Any]:
+def run_worker(
+    tree: Path, site: Path, cwd: Path, requests: int, inner_rounds: int, configs: tuple[str, ...]
+) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
     env["PYTHONPATH"] = os.pathsep.join([str(site), str(tree)])
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(tree)]
-    command += ["--requests", str(requests), "--inner-rounds", str(inner_rounds)]
+    command += ["--requests", str(requests), "--inner-rounds", str(inner_rounds), "--configs", *configs]
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
@@ -195,66 +203,80 @@ def run_worker(tree: Path, site: Path, cwd: Path, requests: int, inner_rounds: i
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def overheads(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
-    return {name: [run["us"][name] - run["us"]["bare"] for run in runs] for name in CONFIGS}
+class Figures:
+    """One tree's timings: the bare app's µs per request and each configuration's overhead, per worker."""
+
+    def __init__(self) -> None:
+        self.bare: list[float] = []
+        self.overhead: dict[str, list[float]] = {name: [] for name in CONFIGS}
+
+    def add(self, result: dict[str, Any]) -> None:
+        us = result["us"]
+        self.bare.append(us["bare"])
+        for name in CONFIGS:
+            if name in us:
+                self.overhead[name].append(us[name] - us["bare"])
 
 
-def table(base_label: str, this_label: str, base_runs: list[dict[str, Any]], this_runs: list[dict[str, Any]]) -> str:
-    base, this = overheads(base_runs), overheads(this_runs)
-    bare = {
-        label: statistics.median(r["us"]["bare"] for r in runs) for label, runs in (("b", base_runs), ("t", this_runs))
-    }
+def table(base_label: str, this_label: str, base: Figures, this: Figures) -> str:
+    b_bare, t_bare = statistics.median(base.bare), statistics.median(this.bare)
     lines = [
         f"| configuration | base {base_label}: overhead µs (min–max) "
         f"| this {this_label}: overhead µs (min–max) | this/base |",
         "| --- | ---: | ---: | ---: |",
-        f"| bare (µs/request, not overhead) | {bare['b']:.1f} | {bare['t']:.1f} | {bare['t'] / bare['b']:.2f} |",
+        f"| bare (µs/request, not overhead) | {b_bare:.1f} | {t_bare:.1f} | {t_bare / b_bare:.2f} |",
     ]
     for name in CONFIGS:
-        b, t = statistics.median(base[name]), statistics.median(this[name])
+        b, t = base.overhead[name], this.overhead[name]
         lines.append(
-            f"| {name} | {b:.1f} ({min(base[name]):.1f}–{max(base[name]):.1f}) "
-            f"| {t:.1f} ({min(this[name]):.1f}–{max(this[name]):.1f}) | {t / b:.2f} |"
+            f"| {name} | {statistics.median(b):.1f} ({min(b):.1f}–{max(b):.1f}) "
+            f"| {statistics.median(t):.1f} ({min(t):.1f}–{max(t):.1f}) "
+            f"| {statistics.median(t) / statistics.median(b):.2f} |"
         )
     return "\n".join(lines)
 
 
-def compare(base_rev: str, rounds: int, requests: int, inner_rounds: int) -> None:
+def compare(base_rev: str, rounds: int, requests: int, inner_rounds: int, together: bool = False) -> None:
     base_commit = git("rev-parse", "--verify", f"{base_rev}^{{commit}}")
     head_commit = git("rev-parse", "HEAD")
     dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "ops_observe", "setup.cfg"))
     scratch = Path(tempfile.mkdtemp(prefix="ops-observe-compare-"))
     base_tree = scratch / "base"
     git("worktree", "add", "--detach", str(base_tree), base_commit)
+    # Each worker's configurations: all at once (--together), or one wrapped app per worker.
+    batches = [CONFIGS] if together else [(name,) for name in CONFIGS]
     try:
         sites = {base_tree: scratch / "site-base", THIS_TREE: scratch / "site-this"}
         for tree, site in sites.items():
             write_site(tree, site)
         cwd = scratch / "cwd"
         cwd.mkdir()
-        runs: dict[Path, list[dict[str, Any]]] = {base_tree: [], THIS_TREE: []}
+        figures = {base_tree: Figures(), THIS_TREE: Figures()}
+        seen: dict[Path, dict[str, Any]] = {}
         start = time.perf_counter()
         for round_ in range(1, rounds + 1):
-            for tree in (base_tree, THIS_TREE):
-                result = run_worker(tree, sites[tree], cwd, requests, inner_rounds)
-                runs[tree].append(result)
-                label = "base" if tree == base_tree else "this"
-                figures = ", ".join(f"{k} {v:.1f}" for k, v in result["us"].items())
-                print(f"round {round_}/{rounds} {label}: {figures} µs/request", file=sys.stderr, flush=True)
+            for configs in batches:
+                for tree in (base_tree, THIS_TREE):
+                    result = run_worker(tree, sites[tree], cwd, requests, inner_rounds, configs)
+                    figures[tree].add(result)
+                    seen.setdefault(tree, result)
+                    label = "base" if tree == base_tree else "this"
+                    shown = ", ".join(f"{k} {v:.1f}" for k, v in result["us"].items())
+                    print(f"round {round_}/{rounds} {label}: {shown} µs/request", file=sys.stderr, flush=True)
         elapsed = time.perf_counter() - start
     finally:
         git("worktree", "remove", "--force", str(base_tree))
         shutil.rmtree(scratch, ignore_errors=True)
-    for tree, tree_runs in runs.items():
-        seen = tree_runs[0]
-        print(f"# {tree}: ops_observe from {seen['ops_observe']}, aliases {', '.join(seen['middleware'])}")
+    for tree, result in seen.items():
+        print(f"# {tree}: ops_observe from {result['ops_observe']}, aliases {', '.join(result['middleware'])}")
     this_label = head_commit[:7] + (" + uncommitted changes" if dirty else "")
+    apps = "every configuration's app in each worker" if together else "one wrapped app per worker"
     print(
-        f"# {rounds} rounds x 2 trees, {requests} requests x {inner_rounds} inner rounds per configuration "
-        f"per worker, GET {PATH}; {elapsed:.0f} s"
+        f"# {rounds} rounds x 2 trees, {apps}, {requests} requests x {inner_rounds} inner rounds per "
+        f"configuration per worker, GET {PATH}; {elapsed:.0f} s"
     )
     print()
-    print(table(base_commit[:7], this_label, runs[base_tree], runs[THIS_TREE]))
+    print(table(base_commit[:7], this_label, figures[base_tree], figures[THIS_TREE]))
 
 
 def main() -> None:
@@ -263,12 +285,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="worker rounds per tree (default 10)")
     parser.add_argument("--requests", type=int, default=1500, help="requests per inner round (default 1500)")
     parser.add_argument("--inner-rounds", type=int, default=3, help="inner rounds per worker (default 3)")
+    parser.add_argument(
+        "--together", action="store_true", help="every configuration's app in one worker (several wrapped apps alive)"
+    )
     parser.add_argument("--worker", metavar="TREE", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
-        worker(args.worker, args.requests, args.inner_rounds)
+        worker(args.worker, args.requests, args.inner_rounds, tuple(args.configs))
     else:
-        compare(args.base, args.rounds, args.requests, args.inner_rounds)
+        compare(args.base, args.rounds, args.requests, args.inner_rounds, args.together)
 
 
 if __name__ == "__main__":
