@@ -46,8 +46,8 @@ class EndpointRouter:
         if scope["type"] == "http":
             path = scope["path"]
             if scope.get("root_path"):  # stripped once, for every middleware, where the facts are
-                facts = request.current()
-                path = facts.path if facts is not None and facts.scope is scope else request.app_path(scope)
+                facts = request.shared(scope, receive)
+                path = facts.path if facts is not None else request.app_path(scope)
             endpoint = self.endpoints.get(path)
             if endpoint is not None:
                 await endpoint(scope, receive, send)

@@ -10,32 +10,39 @@ app, its route template and how it ended. They are computed here, once per reque
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        facts, receive, send, token = request.enter(scope, receive, send, self.django)
+        facts, receive, send = request.enter(scope, receive, send, self.django)
         try:
             await self.app(scope, receive, send)
         except BaseException as exc:
             facts.fail(exc)  # before re-raising: the outer middlewares' finally sees it too
             raise
         finally:
-            try:
-                ...  # record: facts.method, facts.path, facts.route, facts.status, facts.server_error
-            finally:
-                request.leave(token)
+            ...  # record: facts.method, facts.path, facts.route, facts.status, facts.server_error
 
 API:
 
-* ``enter(scope, receive, send, django=None) -> (facts, receive, send, token)``: the facts of
-  ``scope``. The first middleware to see the scope (the outermost) creates them, wraps ``receive``
-  and ``send`` once to record the outcome, and makes them current; it gets the wrapped callables
-  and a token. A middleware inside it, handed the same scope dict with the same ``root_path``, gets
-  the same facts, its own ``receive``/``send`` back untouched, and ``token=None``. Pass on the
-  callables returned, and call ``leave(token)`` in ``finally``. ``django`` is passed to
-  :func:`ops_observe.routes.route_template` (the creator's value is used; compute it once in
-  ``__init__`` with ``is_django_app(app)``). A scope with another ``root_path`` (a sub-app mounted
-  inside a wrapped app and wrapped itself) or another dict (a middleware in between that copied
-  it) gets facts of its own.
-* ``leave(token)``: restores the facts current before ``enter`` (nothing when ``token`` is ``None``).
-* ``current() -> RequestFacts | None``: the facts of the request being served in this context.
+* ``enter(scope, receive, send, django=None) -> (facts, receive, send)``: the facts of ``scope``.
+  The first middleware to see the scope (the outermost) creates them and wraps ``receive`` and
+  ``send`` once, to record the outcome; it gets the wrapped callables. A middleware inside it,
+  handed the same scope dict with the same ``root_path`` and the ``receive`` the creator passed on,
+  gets the same facts and its own ``receive``/``send`` back untouched. Pass on the callables
+  returned. ``django`` is passed to :func:`ops_observe.routes.route_template` (the creator's value
+  is used; compute it once in ``__init__`` with ``is_django_app(app)``). A scope with another
+  ``root_path`` (a sub-app mounted inside a wrapped app and wrapped itself) or another dict (a
+  middleware in between that copied it) gets facts of its own.
+* ``shared(scope, receive) -> RequestFacts | None``: the facts a middleware outside made for
+  ``scope``, as ``enter`` finds them, without making any (``None``: there are none).
+* ``publish(facts) -> token`` / ``unpublish(token)``: for a middleware that wraps ``receive``
+  itself before the inner middlewares run (the stock OpenTelemetry middleware does): the facts
+  stay found through a context variable until ``unpublish``. Nothing else sets it.
+
+How the facts are found: the creator's ``receive`` wrapper is a method of the facts, so an inner
+middleware finds them on the ``receive`` it was handed (its ``__self__``), at the cost of an
+attribute read. A context variable would cost a set and a reset per request (a new context
+mapping each time: cache misses the whole stack pays, measured in ``docs/performance.md``).
+So a middleware in between that wraps ``receive`` (and does not publish) hides the facts from
+the middlewares inside it: they make facts of their own, as correct, only not shared.
+
 * ``RequestFacts`` (``__slots__``, no per-request dict; made by ``enter()`` only), set before the app runs:
 
   - ``scope``: the scope dict; ``raw_method``: ``scope["method"]`` as sent (for a log line, to be
@@ -92,11 +99,12 @@ __all__ = [
     "STANDARD_METHODS",
     "STREAM_MEDIA_TYPES",
     "RequestFacts",
-    "current",
     "enter",
     "is_cancellation",
-    "leave",
     "media_types",
+    "publish",
+    "shared",
+    "unpublish",
 ]
 
 STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
@@ -115,8 +123,8 @@ response's duration is how long it had news to send, not how slowly it answered.
 _LABELS = {name: name for name in STANDARD_METHODS}
 _UNSET: Any = object()
 _perf = time.perf_counter
-# Holds the facts of the scope being served: keyed on the scope, so two apps never share them.
-_current: ContextVar[RequestFacts | None] = ContextVar("ops_observe.request", default=None)
+# The facts published by a middleware that wraps receive itself (see publish()); nothing else sets it.
+_published: ContextVar[RequestFacts | None] = ContextVar("ops_observe.request", default=None)
 
 
 def app_path(scope: Scope) -> str:
@@ -304,14 +312,29 @@ class RequestFacts:
         await send(message)
 
 
-current: Callable[[], RequestFacts | None] = _current.get
-"""``current()``: the facts of the request being served in this context, or ``None`` outside one
-(the context variable's own ``get``: no Python frame on the hot path)."""
+def shared(scope: Scope, receive: Receive) -> RequestFacts | None:
+    """The facts a middleware outside made for ``scope``, or ``None``; see the module docstring."""
+    root_path = scope.get("root_path", "")
+    facts = getattr(receive, "__self__", None)
+    if type(facts) is RequestFacts and facts.scope is scope and facts.root_path == root_path:
+        return facts
+    facts = _published.get()
+    if facts is not None and facts.scope is scope and facts.root_path == root_path:
+        return facts
+    return None
 
 
-def enter(
-    scope: Scope, receive: Receive, send: Send, django: bool | None = None
-) -> tuple[RequestFacts, Receive, Send, Token[RequestFacts | None] | None]:
+def publish(facts: RequestFacts) -> Token[RequestFacts | None]:
+    """Keep ``facts`` found by the inner middlewares although ``receive`` is wrapped on the way."""
+    return _published.set(facts)
+
+
+def unpublish(token: Token[RequestFacts | None]) -> None:
+    """End :func:`publish`."""
+    _published.reset(token)
+
+
+def enter(scope: Scope, receive: Receive, send: Send, django: bool | None = None) -> tuple[RequestFacts, Receive, Send]:
     """The facts of ``scope`` and the ``receive``/``send`` to pass on; see the module docstring.
 
     Args:
@@ -321,21 +344,24 @@ def enter(
         django: Passed to ``route_template`` when the facts are created here.
 
     Returns:
-        ``(facts, receive, send, token)``: when the facts are created here, ``receive`` and ``send``
-        are wrapped and ``token`` is for :func:`leave`; when they already existed, ``receive`` and
-        ``send`` are the ones given and ``token`` is ``None``.
+        ``(facts, receive, send)``: when the facts are created here, ``receive`` and ``send`` are
+        wrapped; when a middleware outside made them, they are the ones given.
     """
-    facts = _current.get()
-    if facts is not None and facts.scope is scope and facts.root_path == scope.get("root_path", ""):
-        return facts, receive, send, None
+    root_path: str = scope.get("root_path", "")
+    # shared(scope, receive), inline: this runs on every request.
+    facts = getattr(receive, "__self__", None)
+    if type(facts) is RequestFacts and facts.scope is scope and facts.root_path == root_path:
+        return facts, receive, send
+    facts = _published.get()
+    if facts is not None and facts.scope is scope and facts.root_path == root_path:
+        return facts, receive, send
     facts = RequestFacts()
     facts.scope = scope
     raw: str = scope["method"]
     facts.raw_method = raw
     facts.method = _LABELS.get(raw, OTHER_METHOD)
     path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
-    # app_path(scope), inline: this runs on every request.
+    # app_path(scope), inline.
     facts.path = path[len(root_path) :] if root_path and path.startswith(root_path) else path
     facts.root_path = root_path
     facts.django = django
@@ -353,10 +379,4 @@ def enter(
     facts._hooks = None
     facts._receive = receive
     facts._send = send
-    return facts, facts._observe_receive, facts._observe_send, _current.set(facts)
-
-
-def leave(token: Token[RequestFacts | None] | None) -> None:
-    """Restore the facts current before :func:`enter` (nothing when ``token`` is ``None``)."""
-    if token is not None:
-        _current.reset(token)
+    return facts, facts._observe_receive, facts._observe_send

@@ -9,16 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ops_observe import request
 from ops_observe.request import (
     CLIENT_CLOSED_STATUS,
     OTHER_METHOD,
     STANDARD_METHODS,
     RequestFacts,
-    current,
     enter,
     is_cancellation,
-    leave,
+    publish,
+    shared,
+    unpublish,
 )
 from ops_observe.routes import SCOPE_KEY
 from ops_observe.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,7 +47,7 @@ class Observer:
         self.seen: list[tuple[RequestFacts, int, BaseException | None, str | None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        facts, receive, send, token = enter(scope, receive, send)
+        facts, receive, send = enter(scope, receive, send)
         try:
             await self.app(scope, receive, send)
         except BaseException as exc:
@@ -57,7 +57,6 @@ class Observer:
             self.seen.append((facts, facts.status, facts.server_error, facts.route))
             # The one-call read agrees with the three properties, in every outcome tested here.
             assert facts.outcome() == (facts.status, facts.route, facts.server_error)
-            leave(token)
 
 
 def feeder(*messages: Message) -> Receive:
@@ -77,10 +76,8 @@ async def discard(message: Message) -> None:
 
 
 def facts_of(scope: Scope, django: bool | None = None) -> RequestFacts:
-    """The facts ``enter`` makes for ``scope`` (the only way they are made), not left current."""
-    facts, _, _, token = enter(scope, feeder(), discard, django)
-    leave(token)
-    return facts
+    """The facts ``enter`` makes for ``scope`` (the only way they are made)."""
+    return enter(scope, feeder(), discard, django)[0]
 
 
 def serve(app: ASGIApp, scope: Scope, receive: Receive | None = None, send: Send = discard) -> None:
@@ -187,7 +184,6 @@ def test_a_completed_response() -> None:
     assert (facts.request_size, facts.response_size, facts.streamed) == (4, 5, True)
     assert facts.start <= facts.first_byte
     assert list(facts.response_headers) == [(b"content-type", b"text/plain")]
-    assert current() is None  # left after the request
 
 
 def test_an_exception_before_the_response_started_is_a_500_server_error() -> None:
@@ -363,7 +359,7 @@ def test_stacked_middlewares_share_one_facts_object_and_one_wrapping() -> None:
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         sends.append(send)
-        inside.append(current())
+        inside.append(shared(scope, receive))
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
@@ -381,43 +377,55 @@ def test_stacked_middlewares_share_one_facts_object_and_one_wrapping() -> None:
     assert scope.route_reads == 1
     assert outer_facts.response_size == 2  # counted once, not once per middleware
     assert sends[0] is not collect  # wrapped once, by the outer middleware
-    assert len(responses) == 2 and current() is None
+    assert len(responses) == 2
 
 
-def test_a_middleware_alone_creates_the_facts() -> None:
-    facts, receive, send, token = enter(scope_for(), feeder(), discard)
+def test_a_middleware_alone_creates_the_facts_and_shares_them_through_receive_only() -> None:
+    scope = scope_for()
+    given_receive = feeder()
+    assert shared(scope, given_receive) is None
+    facts, receive, send = enter(scope, given_receive, discard)
+    assert send is not discard and receive is not given_receive
+    assert shared(scope, receive) is facts
+    assert shared(scope, given_receive) is None  # no context variable was set
+
+
+def test_a_middleware_in_between_that_wraps_receive_hides_the_facts_unless_they_are_published() -> None:
+    scope = scope_for()
+    facts, receive, _ = enter(scope, feeder(), discard)
+
+    async def wrapped_receive() -> Message:
+        return await receive()
+
+    hidden, _, _ = enter(scope, wrapped_receive, discard)
+    assert hidden is not facts  # facts of its own: as correct, only not shared
+    token = publish(facts)
     try:
-        assert current() is facts and token is not None
-        assert send is not discard
+        assert shared(scope, wrapped_receive) is facts
+        again, same_receive, _ = enter(scope, wrapped_receive, discard)
+        assert again is facts and same_receive is wrapped_receive
+        assert shared(dict(scope), wrapped_receive) is None  # published for its own scope only
     finally:
-        leave(token)
-    assert current() is None
+        unpublish(token)
+    assert shared(scope, wrapped_receive) is None
 
 
 def test_another_scope_or_root_path_gets_facts_of_its_own() -> None:
     scope = scope_for(path="/sub/x")
-    outer, _, send, token = enter(scope, feeder(), discard)
-    try:
-        again, _, same_send, none = enter(scope, feeder(), send)
-        assert again is outer and same_send is send and none is None
-        leave(none)  # a no-op
-        assert current() is outer
-        copied, _, _, copy_token = enter(dict(scope), feeder(), send)
-        assert copied is not outer
-        leave(copy_token)
-        scope["root_path"] = "/sub"  # a mounted sub-app, wrapped itself, sees the same dict
-        mounted, _, _, mounted_token = enter(scope, feeder(), send)
-        assert mounted is not outer and mounted.path == "/x"
-        leave(mounted_token)
-        assert current() is outer
-    finally:
-        leave(token)
+    outer, receive, send = enter(scope, feeder(), discard)
+    again, same_receive, same_send = enter(scope, receive, send)
+    assert again is outer and same_receive is receive and same_send is send
+    copied, _, _ = enter(dict(scope), receive, send)
+    assert copied is not outer
+    scope["root_path"] = "/sub"  # a mounted sub-app, wrapped itself, sees the same dict
+    mounted, _, _ = enter(scope, receive, send)
+    assert mounted is not outer and mounted.path == "/x"
 
 
 def test_concurrent_requests_keep_their_own_facts() -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await asyncio.sleep(0.001 * (len(scope["path"]) % 5))
-        facts = current()
+        facts = shared(scope, receive)
         assert facts is not None and facts.scope is scope
         await send({"type": "http.response.start", "status": 200 + len(scope["path"]), "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -433,25 +441,24 @@ def test_concurrent_requests_keep_their_own_facts() -> None:
 
 def test_response_start_hooks_run_when_the_response_starts() -> None:
     calls: list[int] = []
-    facts, _, send, token = enter(scope_for(), feeder(), discard)
+    facts, _, send = enter(scope_for(), feeder(), discard)
     facts.on_response_start(lambda: calls.append(facts.response_status))
-    try:
-        asyncio.run(send({"type": "http.response.start", "status": 202, "headers": []}))
-    finally:
-        leave(token)
+    asyncio.run(send({"type": "http.response.start", "status": 202, "headers": []}))
     assert calls == [202]
-    assert "GET" in repr(facts) and request.current() is None
+    assert "GET" in repr(facts)
 
 
-def test_the_whole_default_stack_looks_the_route_up_once() -> None:
-    """Tracing (naming its recorded span), the access log and the metrics all read one facts object."""
+@pytest.mark.parametrize("message_spans", [False, True])
+def test_the_whole_default_stack_looks_the_route_up_once(message_spans: bool) -> None:
+    """Tracing (naming its recorded span), the access log and the metrics all read one facts object;
+    with ``message_spans`` too, where the stock middleware wraps ``receive`` in between (published)."""
     import ops_observe
 
     seen: list[RequestFacts | None] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         scope[SCOPE_KEY] = "/r/{id}"
-        seen.append(current())
+        seen.append(shared(scope, receive))
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
@@ -459,7 +466,7 @@ def test_the_whole_default_stack_looks_the_route_up_once() -> None:
         app,
         settings={
             "middleware": ["correlation", "tracing", "logging", "metrics"],
-            "tracing": {"exporter": "console", "sample_ratio": 1.0},
+            "tracing": {"exporter": "console", "sample_ratio": 1.0, "message_spans": message_spans},
             "logging": {"sink": "stderr"},
         },
     )

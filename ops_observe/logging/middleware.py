@@ -29,7 +29,6 @@ from ops_observe.request import (
     STREAM_MEDIA_TYPES,
     RequestFacts,
     enter,
-    leave,
     media_types,
 )
 from ops_observe.root import Settings
@@ -106,12 +105,9 @@ class AccessLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        facts, receive, send, facts_token = enter(scope, receive, send, self.django)
+        facts, receive, send = enter(scope, receive, send, self.django)
         if facts.path in self.exclude or scope["path"] in self.exclude:
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                leave(facts_token)
+            await self.app(scope, receive, send)
             return
         holder: dict[str, Any] = {}
         token = request_holder.set(holder)
@@ -125,7 +121,6 @@ class AccessLogMiddleware:
                 self._write(scope, facts, holder)
             finally:
                 request_holder.reset(token)
-                leave(facts_token)
 
     def _write(self, scope: Scope, facts: RequestFacts, holder: dict[str, Any]) -> None:
         start = facts.start

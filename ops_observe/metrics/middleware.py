@@ -25,7 +25,6 @@ from ops_observe.request import (
     STANDARD_METHODS,
     RequestFacts,
     enter,
-    leave,
     media_types,
 )
 from ops_observe.root import Settings
@@ -161,7 +160,7 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        facts, receive, send, token = enter(scope, receive, send, self.django)  # positional: cheaper
+        facts, receive, send = enter(scope, receive, send, self.django)  # positional: cheaper
         method = facts.method
         trace_id = self.trace_id
         exemplars = _exemplars(facts, trace_id) if trace_id is not None else None
@@ -177,7 +176,6 @@ class MetricsMiddleware:
             raise
         finally:
             end = _perf_counter()
-            leave(token)
             if batched:
                 self.inflight[method] -= 1
             else:

@@ -168,7 +168,7 @@ class TracingMiddleware:
             await self.app(scope, receive, send)
             return
         # The request's facts (method, app path, route, outcome), shared with the inner middlewares.
-        facts, receive, send, facts_token = request.enter(scope, receive, send, self.django)
+        facts, receive, send = request.enter(scope, receive, send, self.django)
         runtime_token = runtime_var.set(self.runtime)
         try:
             parent_context, parent = self._parent(scope)
@@ -182,7 +182,7 @@ class TracingMiddleware:
             elif sampled and self.otel is None:
                 await self._traced(scope, receive, send, facts, parent_context, 0 if parent.is_valid else trace_id)
             elif sampled and stock_can_read(scope):  # message_spans: the stock middleware raises on some bytes
-                await self._stock(scope, receive, send, parent_context, 0 if parent.is_valid else trace_id)
+                await self._stock(scope, receive, send, facts, parent_context, 0 if parent.is_valid else trace_id)
             else:
                 await self._unsampled(scope, receive, send, facts, parent_context, parent, trace_id, sampled)
         except BaseException as exc:
@@ -190,7 +190,6 @@ class TracingMiddleware:
             raise
         finally:
             runtime_var.reset(runtime_token)
-            request.leave(facts_token)
 
     def _excluded(self, scope: Scope) -> bool:
         path: str = scope["path"]
@@ -294,40 +293,49 @@ class TracingMiddleware:
         span.end()
 
     async def _stock(
-        self, scope: Scope, receive: Receive, send: Send, parent_context: Context | None, trace_id: int
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        facts: request.RequestFacts,
+        parent_context: Context | None,
+        trace_id: int,
     ) -> None:
         """Run a kept request through the stock middleware (``message_spans``)."""
         assert self.otel is not None
         # An empty context for a root: the stock middleware would otherwise pass the parent that
         # the process-global propagator found, a format this app may not accept.
         token = handoff.set(Handoff(trace_id=trace_id, context=parent_context or Context()))
+        # The stock middleware wraps receive, which hides the facts from the ones inside (and
+        # from _name): published, they stay shared.
+        published = request.publish(facts)
         try:
             await self.otel(scope, receive, send)
         finally:
+            request.unpublish(published)
             handoff.reset(token)
 
     async def _named(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app as the stock middleware calls it: names the server span once routing is done."""
         span = trace.get_current_span()
-        root_path = scope.get("root_path", "")
+        facts = request.shared(scope, receive)  # published by _stock
         named = False
 
         async def send_named(message: Message) -> None:
             nonlocal named
             if not named and message["type"] == "http.response.start":
                 named = True
-                self._name(span, scope, root_path)
+                self._name(span, scope, facts)
             await send(message)
 
         try:
             await self.app(scope, receive, send_named)
         finally:
             if not named:
-                self._name(span, scope, root_path)
+                self._name(span, scope, facts)
 
-    def _name(self, span: trace.Span, scope: Scope, root_path: str) -> None:
-        facts = request.current()
-        template = facts.route if facts is not None and facts.scope is scope else route_template(scope, root_path)
+    def _name(self, span: trace.Span, scope: Scope, facts: request.RequestFacts | None) -> None:
+        template = facts.route if facts is not None else route_template(scope, scope.get("root_path", ""))
         if template is not None and span.is_recording():
             span.update_name(f"{_span_details(scope)[0]} {template}")
             span.set_attribute("http.route", template)

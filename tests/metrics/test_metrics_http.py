@@ -464,13 +464,13 @@ class _RouteCountingScope(dict[str, Any]):
 def test_stacked_with_the_access_log_the_facts_are_computed_once() -> None:
     from ops_observe.logging import setup
     from ops_observe.logging.middleware import AccessLogMiddleware
-    from ops_observe.request import current
+    from ops_observe.request import shared
     from ops_observe.settings import load_settings
 
     seen: list[Any] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        seen.append(current())
+        seen.append(shared(scope, receive))
         scope["ops_observe.route"] = "/r/{id}"
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"abc"})
