@@ -20,7 +20,9 @@ did not. Each worker times, in-process with ``harness.measure`` over GET /items/
   ``"middleware": [name]``.
 
 and prints one JSON line. The parent prints a Markdown table of the median overhead over ``bare``
-(µs per request, each worker's configuration minus its own bare) for each tree and the ratio this/base.
+(µs per request, each worker's configuration minus its own bare) for each tree, the ratio
+this/base, and the rounds paired: the median of this minus base over the rounds, and in how many
+rounds this tree was faster (a round's two workers run one after the other, so drift cancels).
 
 ops_observe is installed in editable mode, so the installed entry points (the
 ``ops_observe.middleware`` aliases, ``ops_observe.features``) are those of the checkout it was
@@ -219,19 +221,30 @@ class Figures:
 
 
 def table(base_label: str, this_label: str, base: Figures, this: Figures) -> str:
+    """The Markdown table: each tree's median overhead (min–max), their ratio, and the rounds paired.
+
+    The ratio of two medians of a few µs moves by several per cent between runs on a busy machine;
+    the paired columns compare each round's two workers (run one after the other), which cancels
+    the drift between rounds: the median of this minus base, and in how many rounds this was faster.
+    """
     b_bare, t_bare = statistics.median(base.bare), statistics.median(this.bare)
     lines = [
         f"| configuration | base {base_label}: overhead µs (min–max) "
-        f"| this {this_label}: overhead µs (min–max) | this/base |",
-        "| --- | ---: | ---: | ---: |",
-        f"| bare (µs/request, not overhead) | {b_bare:.1f} | {t_bare:.1f} | {t_bare / b_bare:.2f} |",
+        f"| this {this_label}: overhead µs (min–max) | this/base | paired: this − base, µs | rounds this faster |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| bare (µs/request, not overhead) | {b_bare:.1f} | {t_bare:.1f} | {t_bare / b_bare:.2f} | | |",
     ]
     for name in CONFIGS:
         b, t = base.overhead[name], this.overhead[name]
+        if not b or not t:
+            continue
+        paired = [after - before for before, after in zip(b, t, strict=True)]
+        faster = sum(difference < 0 for difference in paired)
         lines.append(
             f"| {name} | {statistics.median(b):.1f} ({min(b):.1f}–{max(b):.1f}) "
             f"| {statistics.median(t):.1f} ({min(t):.1f}–{max(t):.1f}) "
-            f"| {statistics.median(t) / statistics.median(b):.2f} |"
+            f"| {statistics.median(t) / statistics.median(b):.2f} "
+            f"| {statistics.median(paired):+.2f} | {faster}/{len(paired)} |"
         )
     return "\n".join(lines)
 
