@@ -214,14 +214,19 @@ def test_each_request_is_recorded_once_with_its_status(
     case.client(stack.server.port, cid)
     stack.settle(cid, lines=1, spans=1)
 
+    lines = log_lines(stack.log)[written:]
+    added = delta(before, stack.counters())
+    spans = stack.spans(cid)
+    # Everything the case left, in every failure's message: a rare failure is read from CI's log.
+    record = f"lines: {lines}\nadded to the metrics: {added}\nspans: {spans}"
+
     # The log: one line, the access line, at the level its status calls for; no other line (such
     # as the server's own report of the same exception) was written meanwhile.
-    lines = log_lines(stack.log)[written:]
-    assert [(line["logger"], line["correlation_id"]) for line in lines] == [("ops_observe.access", cid)], lines
+    assert [(line.get("logger"), line.get("correlation_id")) for line in lines] == [("ops_observe.access", cid)], record
     [line] = lines
     recorded = (line["method"], line["status"], line["level"], line.get("error"))
-    assert recorded == (case.method, case.status, case.level, case.error)
-    assert ("exception" in line) == (case.error is not None)
+    assert recorded == (case.method, case.status, case.level, case.error), record
+    assert ("exception" in line) == (case.error is not None), record
 
     # The metrics: one request in its series; an error only when the server failed.
     labels = (f"endpoint={case.endpoint}", f"method={case.method}", f"status={case.status}")
@@ -232,22 +237,21 @@ def test_each_request_is_recorded_once_with_its_status(
     histogram = "http_stream_duration_seconds_count" if case.stream else "http_request_duration_seconds_count"
     series.append((f"{NS}_{histogram}", *labels))
     expected: dict[tuple[str, ...], float] = dict.fromkeys(series, 1.0)
-    assert delta(before, stack.counters()) == expected
+    assert added == expected, record
 
     # The span: one, named by route, with the status sent and the error if there was one.
     if case.span_finding is not None:
         pytest.xfail(case.span_finding)
-    spans = stack.spans(cid)
-    assert len(spans) == 1, spans
+    assert len(spans) == 1, record
     [span] = spans
     tags = span["tags"]
-    assert span["name"] == f"{case.method} {case.endpoint}"
+    assert span["name"] == f"{case.method} {case.endpoint}", record
     if case.span_status is not None:
-        assert tags.get("http.status_code") == str(case.span_status)
+        assert tags.get("http.status_code") == str(case.span_status), record
     failed = case.error is not None or case.status >= 500
-    assert (tags.get("otel.status_code") == "ERROR") == failed, tags
+    assert (tags.get("otel.status_code") == "ERROR") == failed, record
     if case.error is not None:
-        assert case.error in tags.get("error", ""), tags
+        assert case.error in tags.get("error", ""), record
 
 
 def test_a_websocket_session_passes_through_and_is_recorded_nowhere(stack: Stack) -> None:
