@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ops_observe.suite import Suite
 
-__all__ = ["current_suite", "serving", "set_default", "sole"]
+__all__ = ["current_suite", "found", "serving", "set_default", "sole"]
 
 serving: ContextVar[Suite | None] = ContextVar("ops_observe_serving_suite", default=None)
 """The suite of the app serving the current request."""
@@ -45,6 +45,13 @@ def set_default(suite: Suite) -> None:
     """Make ``suite`` the process default (each ``wrap()`` does; the app is not kept alive by it)."""
     _wrapped.append(weakref.ref(suite, _forget))
     _recount()
+
+
+def found(suite: Suite) -> bool:
+    """Whether :func:`current_suite` gives ``suite`` during its app's requests: a wrapped app's
+    suite (:func:`set_default` made it a default), which the app sets as :data:`serving`
+    whenever another wrapped app is alive. A suite built by hand is not."""
+    return any(ref() is suite for ref in _wrapped)
 
 
 def sole(suite: Suite) -> bool:

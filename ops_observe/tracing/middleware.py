@@ -62,6 +62,7 @@ from opentelemetry.util.http import (
     normalise_response_header_name,
 )
 
+from ops_observe import current as current_app
 from ops_observe import request
 from ops_observe.correlation import get_correlation_id
 from ops_observe.errors import MiddlewareNotUsed
@@ -119,6 +120,10 @@ class TracingMiddleware:
             replaced by ``REDACTED`` in recorded URLs.
         exclude_paths: Paths never traced (the suite's own endpoints, typically).
         correlation_attribute: The span attribute for the correlation ID; ``None`` leaves it out.
+        announce_runtime: Make ``runtime`` the current one for each request (a context variable
+            set and reset), for the tracing decorators and helpers of the code inside. ``False``
+            in a wrapped app, whose runtime they find through :mod:`ops_observe.current`, with
+            nothing set per request.
     """
 
     def __init__(
@@ -131,9 +136,11 @@ class TracingMiddleware:
         sensitive_params: Iterable[str] = DEFAULT_SENSITIVE_PARAMS,
         exclude_paths: Iterable[str] = (),
         correlation_attribute: str | None = CORRELATION_ATTRIBUTE,
+        announce_runtime: bool = True,
     ) -> None:
         self.app = app
         self.runtime = runtime
+        self.announce_runtime = announce_runtime
         self.tracer = runtime.tracer
         self.otel = (
             OpenTelemetryMiddleware(
@@ -169,7 +176,7 @@ class TracingMiddleware:
             return
         # The request's facts (method, app path, route, outcome), shared with the inner middlewares.
         facts, receive, send = request.enter(scope, receive, send, self.django)
-        runtime_token = runtime_var.set(self.runtime)
+        runtime_token = runtime_var.set(self.runtime) if self.announce_runtime else None
         try:
             parent_context, parent = self._parent(scope)
             if parent.is_valid:
@@ -189,7 +196,8 @@ class TracingMiddleware:
             facts.fail(exc)
             raise
         finally:
-            runtime_var.reset(runtime_token)
+            if runtime_token is not None:
+                runtime_var.reset(runtime_token)
 
     def _excluded(self, scope: Scope) -> bool:
         path: str = scope["path"]
@@ -488,4 +496,5 @@ def from_settings(app: ASGIApp, settings: Settings, *, suite: Suite) -> ASGIApp:
         keep_error_children=section.keep_error_children,
         sensitive_params=section.sensitive_params,
         exclude_paths=(*suite.endpoints, *section.exclude_paths),
+        announce_runtime=not current_app.found(suite),  # else found through the suite, nothing set per request
     )
