@@ -303,16 +303,21 @@ class Server:
         self.process.wait(timeout=10)
 
 
-def log_lines(path: Path, *, torn_last: bool = False) -> list[dict[str, Any]]:
+def log_lines(path: Path, *, torn_last: bool = False, writing: bool = False) -> list[dict[str, Any]]:
     """Every line of a JSON log file, parsed; fails naming the lines that are not a JSON object.
 
     ``torn_last``: the file's last line may be cut short (the disk filled up while it was written).
+    ``writing``: the server is still writing: a last line without its newline is left for the next
+    read (a reader can see a line's write in parts, one page of the file at a time).
     """
     bad: list[str] = []
     lines: list[dict[str, Any]] = []
     if not path.exists():
         return lines
-    texts = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    content = path.read_text(encoding="utf-8", errors="replace")
+    if writing and not content.endswith("\n"):
+        content = content[: content.rfind("\n") + 1]
+    texts = content.splitlines()
     if torn_last and texts and not texts[-1].endswith("}"):
         texts.pop()
     for number, text in enumerate(texts, 1):
