@@ -34,7 +34,8 @@ API:
   ``scope``, as ``enter`` finds them, without making any (``None``: there are none).
 * ``publish(facts) -> token`` / ``unpublish(token)``: for a middleware that wraps ``receive``
   itself before the inner middlewares run (the stock OpenTelemetry middleware does): the facts
-  stay found through a context variable until ``unpublish``. Nothing else sets it.
+  stay found through a context variable until ``unpublish``. Nothing else sets it, and until
+  the process's first ``publish`` nothing reads it either.
 
 How the facts are found: the creator's ``receive`` wrapper is a method of the facts, so an inner
 middleware finds them on the ``receive`` it was handed (its ``__self__``), at the cost of an
@@ -125,6 +126,9 @@ _UNSET: Any = object()
 _perf = time.perf_counter
 # The facts published by a middleware that wraps receive itself (see publish()); nothing else sets it.
 _published: ContextVar[RequestFacts | None] = ContextVar("ops_observe.request", default=None)
+# Whether publish() was ever called in this process: until then the context variable holds
+# nothing, and enter() skips reading it (a read after any context change is a look-up).
+_publishing = False
 
 
 def app_path(scope: Scope) -> str:
@@ -318,7 +322,7 @@ def shared(scope: Scope, receive: Receive) -> RequestFacts | None:
     facts = getattr(receive, "__self__", None)
     if type(facts) is RequestFacts and facts.scope is scope and facts.root_path == root_path:
         return facts
-    facts = _published.get()
+    facts = _published.get() if _publishing else None
     if facts is not None and facts.scope is scope and facts.root_path == root_path:
         return facts
     return None
@@ -326,6 +330,8 @@ def shared(scope: Scope, receive: Receive) -> RequestFacts | None:
 
 def publish(facts: RequestFacts) -> Token[RequestFacts | None]:
     """Keep ``facts`` found by the inner middlewares although ``receive`` is wrapped on the way."""
+    global _publishing
+    _publishing = True
     return _published.set(facts)
 
 
@@ -352,7 +358,7 @@ def enter(scope: Scope, receive: Receive, send: Send, django: bool | None = None
     facts = getattr(receive, "__self__", None)
     if type(facts) is RequestFacts and facts.scope is scope and facts.root_path == root_path:
         return facts, receive, send
-    facts = _published.get()
+    facts = _published.get() if _publishing else None
     if facts is not None and facts.scope is scope and facts.root_path == root_path:
         return facts, receive, send
     facts = RequestFacts()

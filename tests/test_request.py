@@ -410,6 +410,28 @@ def test_a_middleware_in_between_that_wraps_receive_hides_the_facts_unless_they_
     assert shared(scope, wrapped_receive) is None
 
 
+def test_the_first_publish_in_a_process_is_found() -> None:
+    # enter() reads the published facts only once publish() was ever called: in a fresh process,
+    # the first publish must be seen all the same.
+    import subprocess
+    import sys
+
+    code = """
+from ops_observe.request import enter, publish, shared
+scope = {"type": "http", "method": "GET", "path": "/x", "headers": []}
+async def receive(): return {"type": "http.request"}
+async def send(message): pass
+facts, wrapped, _ = enter(scope, receive, send)
+async def in_between(): return await wrapped()
+assert shared(scope, in_between) is None
+publish(facts)
+assert shared(scope, in_between) is facts and enter(scope, in_between, send)[0] is facts
+print("found")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "found", done.stderr
+
+
 def test_another_scope_or_root_path_gets_facts_of_its_own() -> None:
     scope = scope_for(path="/sub/x")
     outer, receive, send = enter(scope, feeder(), discard)

@@ -106,7 +106,8 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         facts, receive, send = enter(scope, receive, send, self.django)
-        if facts.path in self.exclude or scope["path"] in self.exclude:
+        # The app path, and the full path under a root path (the suite's endpoints are both).
+        if facts.path in self.exclude or (facts.root_path and scope["path"] in self.exclude):
             await self.app(scope, receive, send)
             return
         holder: dict[str, Any] = {}
