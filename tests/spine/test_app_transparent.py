@@ -208,11 +208,13 @@ def test_outside_requests_tracing_follows_the_same_current_app() -> None:
         app.suite.state["tracing"].shutdown()
 
 
-def test_in_requests_tracing_follows_the_serving_app_with_nothing_set_per_request() -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_in_requests_tracing_follows_the_serving_app_with_nothing_set_per_request(backend: str) -> None:
     """The tracing decorators' runtime is the serving app's: found through ``ops_observe.current``
     (the sole app is the default; with two alive, the app sets ``serving``), so the tracing
     middleware of a wrapped app sets no context variable of its own. A middleware built by hand,
-    in no wrapped app, sets it for its requests."""
+    in no wrapped app, sets it for its requests. Under asyncio and trio."""
+    import anyio
     import httpx
 
     from ops_observe.tracing.middleware import TracingMiddleware
@@ -222,7 +224,7 @@ def test_in_requests_tracing_follows_the_serving_app_with_nothing_set_per_reques
 
     def shop(name: str) -> Starlette:
         async def buy(request: Request) -> PlainTextResponse:
-            await asyncio.sleep(0.001)  # the two apps' requests interleave
+            await anyio.sleep(0.001)  # the two apps' requests interleave
             seen.append((name, current_runtime(), runtime_var.get()))
             return PlainTextResponse("ok")
 
@@ -235,25 +237,34 @@ def test_in_requests_tracing_follows_the_serving_app_with_nothing_set_per_reques
             name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
             for name, app in apps.items()
         }
-        responses = await asyncio.gather(*(clients[name].get("/buy") for name, n in calls.items() for _ in range(n)))
-        assert {r.status_code for r in responses} == {200}
+        statuses: list[int] = []
+
+        async def buy(client: httpx.AsyncClient) -> None:
+            statuses.append((await client.get("/buy")).status_code)
+
+        async with anyio.create_task_group() as group:
+            for name, n in calls.items():
+                for _ in range(n):
+                    group.start_soon(buy, clients[name])
+        assert statuses == [200] * sum(calls.values())
         for client in clients.values():
             await client.aclose()
 
     alone = ops_observe.wrap(shop("alone"), settings=settings)
-    asyncio.run(serve({"alone": alone}, {"alone": 3}))
+    anyio.run(serve, {"alone": alone}, {"alone": 3}, backend=backend)
     assert seen == [("alone", alone.suite.state["tracing"], None)] * 3
 
     seen.clear()
     apps = {name: ops_observe.wrap(shop(name), settings=settings) for name in ("shop_a", "shop_b")}
-    asyncio.run(serve(apps, {"shop_a": 20, "shop_b": 7}))
+    anyio.run(serve, apps, {"shop_a": 20, "shop_b": 7}, backend=backend)
     assert sorted(name for name, _, _ in seen) == ["shop_a"] * 20 + ["shop_b"] * 7
     for name, runtime, announced in seen:
         assert runtime is apps[name].suite.state["tracing"] and announced is None, name
 
     seen.clear()
     by_hand = apps["shop_a"].suite.state["tracing"]
-    asyncio.run(serve({"by_hand": TracingMiddleware(shop("by_hand"), runtime=by_hand)}, {"by_hand": 2}))
+    hand_built = {"by_hand": TracingMiddleware(shop("by_hand"), runtime=by_hand)}
+    anyio.run(serve, hand_built, {"by_hand": 2}, backend=backend)
     assert seen == [("by_hand", by_hand, by_hand)] * 2
     for app in (alone, *apps.values()):
         app.suite.state["tracing"].shutdown()
