@@ -1,6 +1,6 @@
 """The suite and each middleware, before and after a revision, measured in the same run, interleaved.
 
-``python compare_revisions.py [--base REV] [--rounds N] [--together]`` (from ``benchmarks/``) checks
+``python compare_revisions.py [--base REV] [--rounds N] [--together] [--only CONFIG...]`` (from ``benchmarks/``) checks
 out ``REV`` (default ``6aa556c``, the last commit before the one-package-per-feature layout) with
 ``git worktree add --detach`` into a temporary folder, then runs worker subprocesses, alternating
 the trees: the base tree, this tree, the base tree, ... By default each worker wraps one app, as a
@@ -249,7 +249,14 @@ def table(base_label: str, this_label: str, base: Figures, this: Figures) -> str
     return "\n".join(lines)
 
 
-def compare(base_rev: str, rounds: int, requests: int, inner_rounds: int, together: bool = False) -> None:
+def compare(
+    base_rev: str,
+    rounds: int,
+    requests: int,
+    inner_rounds: int,
+    together: bool = False,
+    only: tuple[str, ...] = CONFIGS,
+) -> None:
     base_commit = git("rev-parse", "--verify", f"{base_rev}^{{commit}}")
     head_commit = git("rev-parse", "HEAD")
     dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "ops_observe", "setup.cfg"))
@@ -257,7 +264,7 @@ def compare(base_rev: str, rounds: int, requests: int, inner_rounds: int, togeth
     base_tree = scratch / "base"
     git("worktree", "add", "--detach", str(base_tree), base_commit)
     # Each worker's configurations: all at once (--together), or one wrapped app per worker.
-    batches = [CONFIGS] if together else [(name,) for name in CONFIGS]
+    batches = [only] if together else [(name,) for name in only]
     try:
         sites = {base_tree: scratch / "site-base", THIS_TREE: scratch / "site-this"}
         for tree, site in sites.items():
@@ -301,13 +308,15 @@ def main() -> None:
     parser.add_argument(
         "--together", action="store_true", help="every configuration's app in one worker (several wrapped apps alive)"
     )
+    parser.add_argument("--only", nargs="+", choices=CONFIGS, help="these configurations only (and bare)")
     parser.add_argument("--worker", metavar="TREE", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
         worker(args.worker, args.requests, args.inner_rounds, tuple(args.configs))
     else:
-        compare(args.base, args.rounds, args.requests, args.inner_rounds, args.together)
+        only = tuple(args.only) if args.only else CONFIGS
+        compare(args.base, args.rounds, args.requests, args.inner_rounds, args.together, only)
 
 
 if __name__ == "__main__":
