@@ -172,10 +172,6 @@ class AccessLogMiddleware:
                 host = text(host)
         elif user_agent is not None:
             user_agent = user_agent[: self.user_agent_max]
-        duration_ms = int(duration * 1_000_000) / 1000
-        ttfb_ms = int((first_byte - start) * 1_000_000) / 1000 if first_byte else None
-        response_size = facts.response_size
-        http_version = scope.get("http_version")
         # Values the app supplied (any type) go through the renderer's full cleaning, not as trusted.
         extra: dict[str, Any] | None = None
         if "user_id" not in holder and ("state" in scope or "user" in scope):
@@ -192,17 +188,36 @@ class AccessLogMiddleware:
         if slow and level == "INFO":
             level = "WARNING"
         # A client that went away, or a cancellation, is no error: no error field, no traceback.
-        error_name = None
         if exc is not None:
-            error_name = type(exc).__name__
             level = "ERROR"  # also when the app raised after its response had started
         message = f"{method} {path} {status}"
         if stream is not None:
-            fields = self._fields(
-                method, path, status, duration_ms, ttfb_ms, request_size, response_size, host, user_agent,
-                http_version, route, query, slow, error_name,
-            )  # fmt: skip
-            stream.emit_trusted(level, self.logger_name, message, fields, extra, exc, ACCESS_KIND)
+            # The fields go straight into the line the stream began (no dict of their own).
+            out: dict[str, Any] | None = stream.start(level, self.logger_name, message, ACCESS_KIND)
+            if out is None:  # below the stream's level
+                return
+        else:
+            out = {}
+        out["method"] = method
+        out["path"] = path
+        out["status"] = status
+        out["duration_ms"] = int(duration * 1_000_000) / 1000
+        out["ttfb_ms"] = int((first_byte - start) * 1_000_000) / 1000 if first_byte else None
+        out["request_size"] = request_size
+        out["response_size"] = facts.response_size
+        out["client"] = host
+        out["user_agent"] = user_agent
+        out["http_version"] = scope.get("http_version")
+        if route is not None:
+            out["route"] = route
+        if query is not None:
+            out["query"] = query
+        if slow:
+            out["slow"] = True
+        if exc is not None:
+            out["error"] = type(exc).__name__
+        if stream is not None:
+            stream.finish(out, extra, exc)
             error = facts.error  # the server error, or the cancellation of a client gone (a 499)
             if error is not None and stream.enabled(level):
                 # Written here with the request's context (a server error with its traceback): the
@@ -211,52 +226,8 @@ class AccessLogMiddleware:
             return
         # No JSON stream installed (the middleware used on its own): through loguru, whose
         # message formatting needs the braces of the path doubled.
-        fields = self._fields(
-            method, path, status, duration_ms, ttfb_ms, request_size, response_size, host, user_agent,
-            http_version, route, query, slow, error_name,
-        )  # fmt: skip
         message = message.replace("{", "{{").replace("}", "}}")
-        self._log.opt(exception=exc).log(level, message, **fields, **(extra or {}))
-
-    @staticmethod
-    def _fields(
-        method: str,
-        path: str,
-        status: int,
-        duration_ms: float,
-        ttfb_ms: float | None,
-        request_size: int | None,
-        response_size: int,
-        host: str | None,
-        user_agent: str | None,
-        http_version: str | None,
-        route: str | None,
-        query: str | None,
-        slow: bool,
-        error_name: str | None,
-    ) -> dict[str, Any]:
-        """The line's fields, in the order of the line."""
-        fields: dict[str, Any] = {
-            "method": method,
-            "path": path,
-            "status": status,
-            "duration_ms": duration_ms,
-            "ttfb_ms": ttfb_ms,
-            "request_size": request_size,
-            "response_size": response_size,
-            "client": host,
-            "user_agent": user_agent,
-            "http_version": http_version,
-        }
-        if route is not None:
-            fields["route"] = route
-        if query is not None:
-            fields["query"] = query
-        if slow:
-            fields["slow"] = True
-        if error_name is not None:
-            fields["error"] = error_name
-        return fields
+        self._log.opt(exception=exc).log(level, message, **out, **(extra or {}))
 
     def _trusted(self, host: str) -> bool:
         found = self._trust_memo.get(host)

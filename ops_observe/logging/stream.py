@@ -3,7 +3,7 @@
 Lines come in two ways and leave through one writer, so they interleave in order:
 
 - the suite's own API (``get_logger(...)`` loggers, the access log) calls :meth:`JsonStream.emit`
-  (the access log: :meth:`JsonStream.emit_trusted`, its fields built clean), which renders and
+  (the access log: :meth:`JsonStream.start` and :meth:`JsonStream.finish`, its fields built clean), which renders and
   writes straight away: no loguru record is built for them, which is most of what a loguru call
   costs (see ``docs/logging.md``, Speed);
 - everything written with ``loguru.logger`` (and, through :class:`~ops_observe.logging.setup.InterceptHandler`,
@@ -293,26 +293,31 @@ class JsonStream:
         except Exception as exc:  # a full disk or a closed pipe must not fail the request that logs
             self._failed(exc)
 
-    def emit_trusted(
-        self,
-        level: str,
-        logger: str,
-        message: str,
-        trusted: Any,
-        fields: Any,
-        exc: BaseException | None,
-        kind: str | None,
-    ) -> None:
-        """:meth:`emit` for a caller that built its line clean (the access log, once per request):
-        ``level`` one of :data:`LEVELS`, ``message`` and ``trusted`` already through the renderer's
-        ``text`` (see :meth:`JsonRenderer.line`), no source location; the same line, fewer steps."""
+    def start(self, level: str, logger: str, message: str, kind: str | None) -> dict[str, Any] | None:
+        """The head of a line (:meth:`JsonRenderer.head`) for a caller that builds its fields clean
+        and adds them itself before :meth:`finish` (the access log, once per request); ``None``
+        when ``level`` is below the stream's. ``level`` one of :data:`LEVELS`, ``message`` already
+        through the renderer's ``text``; no source location. The same line as :meth:`emit`'s,
+        without a dict of the fields to merge."""
         if LEVELS[level] < self.levelno:
-            return
+            return None
         second, nanos = divmod(_time_ns(), 1_000_000_000)
+        try:
+            return self.renderer.head(second, nanos // 1000, level, logger, message, kind)
+        except Exception as error:  # a broken span of another library: the line, without its ids
+            stamp = self.renderer.timestamp(second, nanos // 1000)
+            head = {"timestamp": stamp, "level": level, "logger": logger, "message": message, "kind": kind}
+            head["render_error"] = type(error).__name__
+            return head
+
+    def finish(self, out: dict[str, Any], fields: Any, exc: BaseException | None) -> None:
+        """Write the line :meth:`start` began, ``fields`` (cleaned as any line's) and ``exc`` added."""
+        renderer = self.renderer
         exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
-        line = self.renderer.line(
-            second, nanos // 1000, level, logger, message, fields, None, exc_info, kind, trusted, True
-        )
+        try:
+            line = renderer.tail(out, fields, exc_info, [])
+        except Exception as error:  # a log call must never raise because of what it was given
+            line = renderer.unrenderable(out.get("timestamp"), out.get("level"), out.get("logger"), error)
         try:
             self.writer.write(line + "\n")
         except Exception as error:

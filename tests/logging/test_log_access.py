@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,8 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
 from starlette.middleware import Middleware
@@ -284,6 +287,58 @@ def test_a_user_bound_in_the_handler_is_on_later_lines_too(lines: Lines) -> None
     assert "user_id" not in lines.one(message="before auth")
     assert lines.one(message="after auth")["user_id"] == "u1"
     assert (access(lines)[0]["user_id"], access(lines)[0]["tenant"]) == ("u1", "acme")
+
+
+class Unlistable(dict[str, Any]):
+    """A mapping whose items cannot be read: rendering a field holding it raises."""
+
+    def items(self) -> Any:
+        raise RuntimeError("no items")
+
+
+def test_a_line_that_cannot_be_rendered_is_written_in_its_place_and_the_request_answers(lines: Lines) -> None:
+    lines.install()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        bind_request(profile=Unlistable(a=1))
+        get_logger("app").info("inside", shape=Unlistable(b=2))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    response = call(AccessLogMiddleware(app, logger_name="acc"), "GET", "/")
+    assert response.status_code == 200 and response.content == b"ok"
+    parsed = lines.parsed()
+    assert [(line["logger"], line["level"]) for line in parsed] == [("app", "INFO"), ("acc", "INFO")]
+    for line in parsed:
+        assert line["message"] == "log record could not be rendered" and line["render_error"] == "RuntimeError"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", line["timestamp"]), line
+
+
+class BrokenSpan(NonRecordingSpan):
+    """Another library's span whose context cannot be read."""
+
+    def get_span_context(self) -> Any:
+        raise RuntimeError("no context")
+
+
+def test_a_broken_current_span_costs_the_line_its_ids_only(lines: Lines) -> None:
+    lines.install()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with trace.use_span(BrokenSpan(INVALID_SPAN_CONTEXT)):
+        response = call(AccessLogMiddleware(app), "GET", "/items/7")
+    assert response.status_code == 200
+    (line,) = access(lines)
+    assert line["render_error"] == "RuntimeError" and "trace_id" not in line
+    assert (line["method"], line["path"], line["status"], line["message"]) == (
+        "GET",
+        "/items/7",
+        200,
+        "GET /items/7 200",
+    )
 
 
 @pytest.mark.parametrize(

@@ -276,4 +276,7 @@ def test_timestamps_are_exact_rfc3339_utc(when: dt.datetime) -> None:
     delta = aware - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
     text = renderer.timestamp(delta.days * 86400 + delta.seconds, delta.microseconds)
     assert RFC3339_UTC.match(text) and dt.datetime.fromisoformat(text.replace("Z", "+00:00")) == aware
+    # A line writes the same timestamp (its own inline copy of the formatting).
+    line = renderer.line(delta.days * 86400 + delta.seconds, delta.microseconds, "INFO", "t", "m", {}, None)
+    assert json.loads(line)["timestamp"] == text
     assert renderer.timestamp(delta.days * 86400 + delta.seconds, 0) == aware.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
