@@ -78,6 +78,11 @@ def route_template(scope: Scope, root_path: str | None = None, django: bool | No
     mount = False
     if route is not None:
         known = _MOUNT_TYPES.get(type(route))  # _is_mount(route)'s cached answer, without its call
+        if known is False and root_path is not None and "fastapi" not in scope:
+            # The common case, _starlette_template's answer inline: a plain route, no mount crossed.
+            path_format = getattr(route, "path_format", None)
+            if type(path_format) is str and scope.get("root_path", "") == root_path:
+                return path_format
         mount = _is_mount(route) if known is None else known
         if mount:
             endpoint = scope.get("endpoint")

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from metrics_support import restore_logging  # noqa: F401 - an autouse fixture
 
-from ops_observe.routes import SCOPE_KEY, is_django_app, route_template
+from ops_observe.routes import _MOUNT_TYPES, SCOPE_KEY, is_django_app, route_template
 
 
 class _Route:
@@ -21,6 +21,18 @@ def test_explicit_scope_key_wins() -> None:
 
 def test_starlette_route_without_mount() -> None:
     assert route_template({"route": _Route(), "root_path": "/prefix"}, "/prefix") == "/items/{item_id}"
+
+
+def test_a_plain_route_gives_the_same_template_before_and_after_its_class_is_known() -> None:
+    class Plain:
+        path_format = "/p/{x}"
+
+    same = {"route": Plain(), "root_path": ""}
+    crossed = {"route": Plain(), "root_path": "/mounted"}  # a mount's prefix added on the way
+    first = [route_template(same, ""), route_template(crossed, "")]
+    assert _MOUNT_TYPES[Plain] is False  # from now on the inline answer is taken
+    again = [route_template(same, ""), route_template(crossed, "")]
+    assert first == again == ["/p/{x}", "/mounted/p/{x}"]
 
 
 def test_no_route_and_django_not_asked() -> None:
