@@ -182,8 +182,6 @@ class JsonRenderer:
         source: tuple[str, int, str] | None,
         exc_info: tuple[Any, Any, Any] | None = None,
         kind: str | None = None,
-        trusted: Mapping[str, Any] | None = None,
-        clean_message: bool = False,
     ) -> str:
         """The JSON line (without the newline) of one record; never raises.
 
@@ -194,19 +192,13 @@ class JsonRenderer:
             source: ``(file, line, function)``, or ``None`` to leave them out.
             exc_info: ``(type, value, traceback)`` of an exception to add as ``exception``.
             kind: ``access``, ``business_event``... or ``None`` for an application line.
-            trusted: Fields written first, as they are: the caller made them JSON-safe, with keys
-                that name no secret and strings already through :meth:`text`.
-            clean_message: The message is already through :meth:`text`.
         """
         try:
             flags: list[str] = []
-            if not clean_message:
-                message = self._string(message if type(message) is str else str(message), flags)
-            out = self.head(second, micro, level, logger, message, kind)
+            text = self._string(message if type(message) is str else str(message), flags)
+            out = self.head(second, micro, level, logger, text, kind)
             if source is not None and self.source:
                 out["file"], out["line"], out["function"] = source
-            if trusted is not None:
-                out.update(trusted)
             return self.tail(out, fields, exc_info, flags)
         except Exception as exc:  # a log call must never raise because of what it was given
             return self.unrenderable(self.timestamp(second, micro), level, logger, exc)

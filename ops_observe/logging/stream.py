@@ -247,15 +247,12 @@ class JsonStream:
         exc_info: Any = None,
         kind: str | None = None,
         source: tuple[str, int, str] | None = None,
-        trusted: Any = None,
-        clean_message: bool = False,
     ) -> None:
         """Render and write one line, unless ``level`` is below the stream's.
 
         ``depth`` says whose source location goes on the line: 1 is the function that called
         this method, 2 its caller, and so on; 0 leaves the source out, and an explicit ``source``
-        wins. ``trusted`` and ``clean_message``: see :meth:`JsonRenderer.line`. ``exc_info``
-        is ``True`` (the exception being handled), an exception, or a ``(type, value, traceback)``.
+        wins. ``exc_info`` is ``True`` (the exception being handled), an exception, or a ``(type, value, traceback)``.
         """
         if isinstance(level, str):
             # A level name loguru does not know is written (as loguru would refuse, never drop it).
@@ -285,8 +282,6 @@ class JsonStream:
             source,
             exc_info or None,
             kind,
-            trusted,
-            clean_message,
         )
         try:
             self.writer.write(line + "\n")
